@@ -1,0 +1,122 @@
+//! # Abstract
+//!
+//! `synclab`, the SyncLab client: drives the driver's IOCTLs and shows the results.
+//!
+//! On Windows it opens the installed device through its interface and calls `DeviceIoControl`.
+//! Elsewhere it loads the same driver into an in-process ntsim machine (an emulated NT kernel)
+//! and says so in every report: figures from that path describe the emulation, not Windows.
+//!
+//! Exit status: 0 SUCCESS, 1 FAILURE verdict, 2 bad arguments, 3 device or I/O error,
+//! 4 the emulated kernel bugchecked.
+
+mod backend;
+mod cli;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use synclab_protocol::{
+    ioctl::{IOCTL_SYNCLAB_GET_INFO, IOCTL_SYNCLAB_RUN_STRESS},
+    wire::{verdict, InfoRequest, InfoResponse, StressRequest, StressResponse},
+    RequestError,
+};
+use zerocopy::{FromZeros, IntoBytes};
+
+use crate::{
+    backend::{Device, DeviceError},
+    cli::{Cli, Command},
+};
+
+/// Why the client stops without a verdict.
+#[derive(Debug, thiserror::Error)]
+enum ClientError {
+    #[error("invalid request: {0}")]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("the driver's response is malformed: {0}")]
+    Response(RequestError),
+}
+
+impl ClientError {
+    const fn exit_code(&self) -> u8 {
+        match self {
+            Self::Request(_) => 2,
+            Self::Device(DeviceError::BugCheck(_)) => 4,
+            Self::Device(_) | Self::Response(_) => 3,
+        }
+    }
+}
+
+fn open(cli: &Cli) -> Result<Box<dyn Device>, DeviceError> {
+    #[cfg(windows)]
+    {
+        let _ = cli;
+        backend::windows::open()
+    }
+    #[cfg(not(windows))]
+    {
+        backend::host::open(cli.cpus, cli.trace)
+    }
+}
+
+fn info(device: &mut dyn Device) -> Result<InfoResponse, ClientError> {
+    let request = InfoRequest::new();
+    let mut output = InfoResponse::new_zeroed();
+    let n = device.ioctl(IOCTL_SYNCLAB_GET_INFO, request.as_bytes(), output.as_mut_bytes())?;
+    InfoResponse::parse(&output.as_bytes()[..n]).map_err(ClientError::Response)
+}
+
+fn stress(device: &mut dyn Device, request: &StressRequest) -> Result<Box<StressResponse>, ClientError> {
+    let mut output = StressResponse::new_box_zeroed().map_err(|_| {
+        ClientError::Device(DeviceError::NotFound("out of memory for the response".into()))
+    })?;
+    let n = device.ioctl(IOCTL_SYNCLAB_RUN_STRESS, request.as_bytes(), output.as_mut_bytes())?;
+    let parsed = StressResponse::parse(&output.as_bytes()[..n]).map_err(ClientError::Response)?;
+    Ok(Box::new(parsed))
+}
+
+fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
+    match &cli.command {
+        Command::List => {
+            for p in synclab_protocol::Primitive::ALL {
+                println!("{p}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Info => {
+            let mut device = open(cli)?;
+            let description = device.describe();
+            let info = info(device.as_mut())?;
+            device.close()?;
+            report::print_info(&description, &info, cli.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => {
+            let request = args.request(cli.cpus);
+            request.validate()?;
+            let mut device = open(cli)?;
+            let description = device.describe();
+            let response = stress(device.as_mut(), &request)?;
+            device.close()?;
+            report::print_stress(&description, &response, cli.json);
+            Ok(if response.verdict == verdict::SUCCESS {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("synclab: error: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}

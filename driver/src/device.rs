@@ -1,0 +1,132 @@
+//! `EvtDriverDeviceAdd`: the device, its security, its interface and its queue.
+
+use core::ptr;
+
+use wdk_sys::{
+    call_unsafe_wdf_function_binding, GUID, NTSTATUS, PWDFDEVICE_INIT, ULONG, UNICODE_STRING,
+    WDFDEVICE, WDFDRIVER, WDFQUEUE, WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES,
+    WDF_OBJECT_ATTRIBUTES, _WDF_DEVICE_IO_TYPE, _WDF_EXECUTION_LEVEL, _WDF_IO_QUEUE_DISPATCH_TYPE,
+    _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE,
+};
+
+/// `SDDL_DEVOBJ_SYS_ALL_ADM_ALL`: only SYSTEM and Administrators may open the device.
+const SDDL: &str = "D:P(A;;GA;;;SY)(A;;GA;;;BA)";
+const SDDL_LEN: usize = SDDL.len();
+
+/// The SDDL string as UTF-16 (ASCII widened), built at compile time.
+static SDDL_UTF16: [u16; SDDL_LEN] = {
+    let bytes = SDDL.as_bytes();
+    let mut out = [0_u16; SDDL_LEN];
+    let mut i = 0;
+    while i < SDDL_LEN {
+        out[i] = bytes[i] as u16;
+        i += 1;
+    }
+    out
+};
+
+#[allow(clippy::cast_possible_truncation, reason = "asserted below")]
+const WDF_OBJECT_ATTRIBUTES_SIZE: ULONG = core::mem::size_of::<WDF_OBJECT_ATTRIBUTES>() as ULONG;
+#[allow(clippy::cast_possible_truncation, reason = "asserted below")]
+const WDF_IO_QUEUE_CONFIG_SIZE: ULONG = core::mem::size_of::<WDF_IO_QUEUE_CONFIG>() as ULONG;
+const _: () = assert!(core::mem::size_of::<WDF_IO_QUEUE_CONFIG>() < 0x1_0000);
+const _: () = assert!(SDDL_LEN * 2 < 0x1_0000);
+
+/// The device interface GUID, from the protocol crate.
+const INTERFACE: GUID = GUID {
+    Data1: synclab_protocol::DEVICE_INTERFACE_GUID.data1,
+    Data2: synclab_protocol::DEVICE_INTERFACE_GUID.data2,
+    Data3: synclab_protocol::DEVICE_INTERFACE_GUID.data3,
+    Data4: synclab_protocol::DEVICE_INTERFACE_GUID.data4,
+};
+
+/// What `WDF_OBJECT_ATTRIBUTES_INIT` sets.
+fn object_attributes() -> WDF_OBJECT_ATTRIBUTES {
+    WDF_OBJECT_ATTRIBUTES {
+        Size: WDF_OBJECT_ATTRIBUTES_SIZE,
+        ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelInheritFromParent,
+        SynchronizationScope: _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeInheritFromParent,
+        ..WDF_OBJECT_ATTRIBUTES::default()
+    }
+}
+
+fn check(status: NTSTATUS, what: &str) -> Result<(), NTSTATUS> {
+    if wdk::nt_success(status) {
+        Ok(())
+    } else {
+        wdk::println!("synclab: {what} failed: {status:#010X}");
+        Err(status)
+    }
+}
+
+/// Creates the device (SDDL for SYSTEM and Administrators only, buffered I/O), registers the
+/// device interface, and creates the parallel default queue. IRQL: PASSIVE_LEVEL.
+pub extern "C" fn evt_device_add(_driver: WDFDRIVER, device_init: PWDFDEVICE_INIT) -> NTSTATUS {
+    wdk::paged_code!();
+    match add(device_init) {
+        Ok(()) => wdk_sys::STATUS_SUCCESS,
+        Err(status) => status,
+    }
+}
+
+fn add(mut device_init: PWDFDEVICE_INIT) -> Result<(), NTSTATUS> {
+    #[allow(clippy::cast_possible_truncation, reason = "asserted: the SDDL is short")]
+    let bytes = (SDDL_LEN * 2) as u16;
+    let sddl = UNICODE_STRING {
+        Length: bytes,
+        MaximumLength: bytes,
+        Buffer: SDDL_UTF16.as_ptr().cast_mut(),
+    };
+    // SAFETY: `device_init` is the framework's WDFDEVICE_INIT for this callback; `sddl`
+    // describes a static UTF-16 string the framework copies.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(WdfDeviceInitAssignSDDLString, device_init, &sddl)
+    };
+    check(status, "WdfDeviceInitAssignSDDLString")?;
+    // SAFETY: as above.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitSetIoType,
+            device_init,
+            _WDF_DEVICE_IO_TYPE::WdfDeviceIoBuffered
+        );
+    }
+    let mut attributes = object_attributes();
+    let mut device: WDFDEVICE = ptr::null_mut();
+    // SAFETY: `device_init` is consumed by WdfDeviceCreate (it sets it to NULL); attributes and
+    // the out handle are valid locals.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(WdfDeviceCreate, &mut device_init, &mut attributes, &mut device)
+    };
+    check(status, "WdfDeviceCreate")?;
+    // SAFETY: `device` was just created; the GUID is a static; no reference string.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceCreateDeviceInterface,
+            device,
+            &INTERFACE,
+            ptr::null()
+        )
+    };
+    check(status, "WdfDeviceCreateDeviceInterface")?;
+    let mut queue_config = WDF_IO_QUEUE_CONFIG {
+        Size: WDF_IO_QUEUE_CONFIG_SIZE,
+        DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel,
+        PowerManaged: _WDF_TRI_STATE::WdfUseDefault,
+        DefaultQueue: 1,
+        EvtIoDeviceControl: Some(crate::queue::evt_io_device_control),
+        ..WDF_IO_QUEUE_CONFIG::default()
+    };
+    let mut queue: WDFQUEUE = ptr::null_mut();
+    // SAFETY: `device` is live; the config is valid and sized; no attributes.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfIoQueueCreate,
+            device,
+            &mut queue_config,
+            WDF_NO_OBJECT_ATTRIBUTES,
+            &mut queue
+        )
+    };
+    check(status, "WdfIoQueueCreate")
+}

@@ -1,0 +1,48 @@
+//! Shared helpers: a machine with the driver loaded, and typed IOCTL calls.
+#![allow(dead_code, reason = "each test file uses a subset")]
+
+use ntsim::{Access, FileHandle, Identity, IoError, Machine, MachineConfig};
+use synclab_protocol::{
+    ioctl::{IOCTL_SYNCLAB_GET_INFO, IOCTL_SYNCLAB_RUN_STRESS},
+    wire::{InfoRequest, InfoResponse, StressRequest, StressResponse},
+};
+use zerocopy::{FromZeros, IntoBytes};
+
+/// A machine with `cpus` virtual processors, the driver loaded, and an administrator's
+/// read/write handle on the device.
+pub fn machine(cpus: u32) -> (Machine, FileHandle) {
+    let machine = Machine::new(MachineConfig::with_processors(cpus));
+    machine
+        .load_driver("synclab", synclab::driver_entry)
+        .expect("the driver loads");
+    let file = machine
+        .open(Identity::Administrator, Access::READ_WRITE)
+        .expect("an administrator opens the device");
+    (machine, file)
+}
+
+/// Sends a stress request.
+pub fn stress(machine: &Machine, file: FileHandle, request: &StressRequest) -> Result<Box<StressResponse>, IoError> {
+    let mut output = StressResponse::new_box_zeroed().expect("memory");
+    let n = machine.device_io_control(file, IOCTL_SYNCLAB_RUN_STRESS, request.as_bytes(), output.as_mut_bytes())?;
+    assert_eq!(n, std::mem::size_of::<StressResponse>(), "the whole response is returned");
+    Ok(Box::new(StressResponse::parse(output.as_bytes()).expect("a well-formed response")))
+}
+
+/// Sends GET_INFO.
+pub fn info(machine: &Machine, file: FileHandle) -> Result<InfoResponse, IoError> {
+    let mut output = InfoResponse::new_zeroed();
+    machine.device_io_control(file, IOCTL_SYNCLAB_GET_INFO, InfoRequest::new().as_bytes(), output.as_mut_bytes())?;
+    Ok(output)
+}
+
+/// Closes the file and unloads, asserting a clean unload (no leaked pool).
+pub fn unload_clean(machine: &Machine, file: FileHandle) {
+    machine.close(file);
+    let report = machine.unload().expect("the driver unloads without a bug check");
+    for (tag, stats) in &report.pool {
+        assert_eq!(stats.outstanding_bytes, 0, "pool tag {tag:#x} leaked");
+    }
+    assert_eq!(report.leaked_handles, 0);
+    assert_eq!(report.leaked_references, 0);
+}

@@ -1,0 +1,240 @@
+//! DPCs (ddi.md 10.2): `KeInitializeDpc`, `KeSetTargetProcessorDpcEx`, `KeInsertQueueDpc`,
+//! `KeRemoveQueueDpc`, `KeFlushQueuedDpcs`, and the checks made when a DPC routine returns.
+//!
+//! The state lives in the driver's `KDPC`, at the x64 offsets of the WDK layout: the routine,
+//! context and arguments, the target processor, and `DpcData`, which is non-zero exactly while
+//! the DPC is queued (set with a compare-and-swap, so a second insert returns FALSE).
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Instant,
+};
+
+use wdk_sys::{BOOLEAN, NTSTATUS, PKDEFERRED_ROUTINE, PPROCESSOR_NUMBER, PRKDPC, PVOID};
+
+use crate::{
+    bugcheck::code,
+    context::{self, enter, irql, Ctx, Entry},
+};
+
+const TYPE: usize = 0;
+const IMPORTANCE: usize = 1;
+const NUMBER: usize = 2;
+const ROUTINE: usize = 24;
+const CONTEXT: usize = 32;
+const ARGUMENT1: usize = 40;
+const ARGUMENT2: usize = 48;
+const DPC_DATA: usize = 56;
+
+/// `DpcObject` in the `KOBJECTS` enumeration.
+const DPC_OBJECT: u8 = 19;
+/// `HighImportance`: queued at the head.
+const HIGH_IMPORTANCE: u8 = 2;
+
+fn field<T>(dpc: PRKDPC, offset: usize) -> *mut T {
+    dpc.cast::<u8>().wrapping_add(offset).cast()
+}
+
+fn queued_marker<'a>(dpc: PRKDPC) -> &'a AtomicU64 {
+    // SAFETY: `dpc` points to a resident 64-byte, 8-byte aligned KDPC (DDI contract); DpcData
+    // at offset 56 is only accessed atomically by ntsim.
+    unsafe { AtomicU64::from_ptr(field(dpc, DPC_DATA)) }
+}
+
+fn check_dpc(e: &Entry, dpc: PRKDPC) {
+    if dpc.is_null() || !dpc.cast::<u64>().is_aligned() {
+        e.bugcheck(
+            code::TIMER_OR_DPC_INVALID,
+            [1, dpc as u64, 0, 0],
+            format!("{} on an invalid KDPC {dpc:p}", e.ddi),
+        );
+    }
+}
+
+export! {
+    /// Initialises a DPC object. Any IRQL.
+    fn KeInitializeDpc(Dpc: PRKDPC, DeferredRoutine: PKDEFERRED_ROUTINE, DeferredContext: PVOID) {
+        let e = enter("KeInitializeDpc");
+        check_dpc(&e, Dpc);
+        // SAFETY: `Dpc` is a valid, writable, 8-byte aligned 64-byte KDPC (checked non-null and
+        // aligned; size per the DDI contract). Zeroing it first gives every field a defined value.
+        unsafe { Dpc.cast::<u8>().write_bytes(0, 64) };
+        // SAFETY: offset 0 is inside the KDPC just zeroed.
+        unsafe { field::<u8>(Dpc, TYPE).write(DPC_OBJECT) };
+        // SAFETY: offset 1 is inside the KDPC; MediumImportance = 1.
+        unsafe { field::<u8>(Dpc, IMPORTANCE).write(1) };
+        // SAFETY: offset 24 is 8-aligned and inside the KDPC; the routine slot is pointer-sized.
+        unsafe { field::<PKDEFERRED_ROUTINE>(Dpc, ROUTINE).write(DeferredRoutine) };
+        // SAFETY: offset 32 is 8-aligned and inside the KDPC.
+        unsafe { field::<PVOID>(Dpc, CONTEXT).write(DeferredContext) };
+    }
+}
+
+export! {
+    /// Targets the DPC at one processor. STATUS_INVALID_PARAMETER for a processor that does not
+    /// exist. Any IRQL.
+    fn KeSetTargetProcessorDpcEx(Dpc: PRKDPC, ProcNumber: PPROCESSOR_NUMBER) -> NTSTATUS {
+        let e = enter("KeSetTargetProcessorDpcEx");
+        check_dpc(&e, Dpc);
+        // SAFETY: the DDI contract makes `ProcNumber` null or a readable PROCESSOR_NUMBER.
+        let Some(number) = (unsafe { ProcNumber.as_ref() }) else {
+            return wdk_sys::STATUS_INVALID_PARAMETER;
+        };
+        if number.Group != 0 || u32::from(number.Number) >= e.machine.processor_count() {
+            return wdk_sys::STATUS_INVALID_PARAMETER;
+        }
+        // SAFETY: offset 2 is 2-aligned and inside the KDPC; ntsim stores processor + 1.
+        unsafe { field::<u16>(Dpc, NUMBER).write(u16::from(number.Number) + 1) };
+        wdk_sys::STATUS_SUCCESS
+    }
+}
+
+export! {
+    /// Queues the DPC on its target processor (or the current one). FALSE, and nothing done,
+    /// when it is already queued. Any IRQL.
+    fn KeInsertQueueDpc(Dpc: PRKDPC, SystemArgument1: PVOID, SystemArgument2: PVOID) -> BOOLEAN {
+        let e = enter("KeInsertQueueDpc");
+        check_dpc(&e, Dpc);
+        // SAFETY: offset 2 is inside the KDPC initialised by KeInitializeDpc.
+        let number = unsafe { field::<u16>(Dpc, NUMBER).read() };
+        let target = if number == 0 { e.processor.get() } else { u32::from(number) - 1 };
+        if queued_marker(Dpc)
+            .compare_exchange(0, u64::from(target) + 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return 0;
+        }
+        // SAFETY: offset 40 is 8-aligned, inside the KDPC, and ours to write while we hold the
+        // queued marker.
+        unsafe { field::<PVOID>(Dpc, ARGUMENT1).write(SystemArgument1) };
+        // SAFETY: offset 48, as above.
+        unsafe { field::<PVOID>(Dpc, ARGUMENT2).write(SystemArgument2) };
+        // SAFETY: offset 1 is inside the KDPC.
+        let importance = unsafe { field::<u8>(Dpc, IMPORTANCE).read() };
+        e.machine
+            .processors
+            .enqueue(target, Dpc as usize, importance == HIGH_IMPORTANCE);
+        1
+    }
+}
+
+export! {
+    /// Removes a queued DPC before it runs: TRUE when it was queued. Any IRQL.
+    fn KeRemoveQueueDpc(Dpc: PRKDPC) -> BOOLEAN {
+        let e = enter("KeRemoveQueueDpc");
+        check_dpc(&e, Dpc);
+        let marker = queued_marker(Dpc).load(Ordering::Acquire);
+        if marker == 0 {
+            return 0;
+        }
+        #[allow(clippy::cast_possible_truncation, reason = "marker is processor + 1 <= 64")]
+        let cpu = (marker - 1) as u32;
+        if e.machine.processors.dequeue(cpu, Dpc as usize) {
+            queued_marker(Dpc).store(0, Ordering::Release);
+            1
+        } else {
+            0
+        }
+    }
+}
+
+export! {
+    /// Returns once every DPC queued before the call, on every processor, has run.
+    /// PASSIVE_LEVEL (the docs' value; the header says <= APC_LEVEL, ddi.md 14).
+    fn KeFlushQueuedDpcs() {
+        let e = enter("KeFlushQueuedDpcs");
+        if e.in_dpc.get() {
+            e.bugcheck(code::ATTEMPTED_SWITCH_FROM_DPC, [0; 4], "KeFlushQueuedDpcs from a DPC");
+        }
+        let level = e.irql.get();
+        if level != irql::PASSIVE {
+            e.bugcheck(
+                code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [crate::bugcheck::verifier::API_AT_WRONG_IRQL, u64::from(level), 0, 0],
+                format!("KeFlushQueuedDpcs at IRQL {level}: requires PASSIVE_LEVEL"),
+            );
+        }
+        e.machine.processors.flush(&e.machine);
+    }
+}
+
+/// Runs one dequeued DPC on a runner that holds its processor at DISPATCH_LEVEL, then applies
+/// the checks made when a DPC returns (ddi.md 10.2, 13.5).
+pub(crate) fn execute(ctx: &Ctx, dpc: usize) {
+    let dpc = dpc as PRKDPC;
+    // SAFETY: the KDPC was queued by KeInsertQueueDpc, so it is a valid, initialised KDPC that
+    // the driver keeps resident until it has run (freeing it while queued is the driver's bug).
+    let routine = unsafe { field::<PKDEFERRED_ROUTINE>(dpc, ROUTINE).read() };
+    // SAFETY: as above.
+    let context = unsafe { field::<PVOID>(dpc, CONTEXT).read() };
+    // SAFETY: as above.
+    let argument1 = unsafe { field::<PVOID>(dpc, ARGUMENT1).read() };
+    // SAFETY: as above.
+    let argument2 = unsafe { field::<PVOID>(dpc, ARGUMENT2).read() };
+    // Dequeued: the routine may queue it again.
+    queued_marker(dpc).store(0, Ordering::Release);
+    let Some(routine) = routine else {
+        return;
+    };
+    let combined_before = ctx.combined_apc_disable();
+    let held_before = ctx.held.borrow().len();
+    let started = Instant::now();
+    ctx.in_dpc.set(true);
+    // SAFETY: the routine and its arguments are exactly what the driver registered; it is
+    // called at DISPATCH_LEVEL on the processor it was queued to, as its contract requires.
+    ctx.call_driver(|| unsafe { routine(dpc, context, argument1, argument2) });
+    ctx.in_dpc.set(false);
+    let elapsed = started.elapsed();
+    let name = format!("DPC routine {:#x}", routine as usize);
+    let held = ctx.held.borrow().get(held_before).cloned();
+    if let Some(hold) = held {
+        context::raise(
+            ctx,
+            code::DPC_WATCHDOG_VIOLATION,
+            [0, hold.addr as u64, 0, 0],
+            "DPC return",
+            format!(
+                "{name} returned still holding the lock at {:#x} (acquired with {}): other \
+                 processors would spin on it until the DPC watchdog fires",
+                hold.addr, hold.acquired_by
+            ),
+        );
+    }
+    let level = ctx.irql.get();
+    if level != irql::DISPATCH {
+        context::raise(
+            ctx,
+            code::IRQL_UNEXPECTED_VALUE,
+            [(u64::from(level) << 16) | (u64::from(irql::DISPATCH) << 8), routine as u64, 0, 0],
+            "DPC return",
+            format!("{name} returned at IRQL {level}, not DISPATCH_LEVEL"),
+        );
+    }
+    let combined_after = ctx.combined_apc_disable();
+    if combined_after != combined_before {
+        context::raise(
+            ctx,
+            code::TIMER_OR_DPC_INVALID,
+            [4, routine as u64, u64::from(combined_before), u64::from(combined_after)],
+            "DPC return",
+            format!(
+                "{name} changed CombinedApcDisable from {combined_before:#x} to {combined_after:#x}"
+            ),
+        );
+    }
+    let limit = ctx.machine.config.dpc_time_limit;
+    if elapsed > limit {
+        context::raise(
+            ctx,
+            code::DPC_WATCHDOG_VIOLATION,
+            [
+                0,
+                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                0,
+            ],
+            "DPC return",
+            format!("{name} ran {elapsed:?}, over the single-DPC limit {limit:?}"),
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! The KMDF subset SyncLab uses: framework objects with typed contexts and cleanup callbacks,
+//! the driver, the device (SDDL, device interface), I/O queues and requests.
+//!
+//! The driver calls these through `call_unsafe_wdf_function_binding!`, which in `wdk_sys`
+//! forwards `WdfX(args)` to the symbol `ntsim_WdfX(DriverGlobals, args)` defined here. Each
+//! definition is checked at compile time against the KMDF 1.33 `PFN_WDFX` type.
+
+use std::{
+    collections::HashMap,
+    sync::{Condvar, Mutex, MutexGuard, PoisonError},
+};
+
+use wdk_sys::{PCWDF_OBJECT_CONTEXT_TYPE_INFO, PWDF_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES};
+
+use crate::{
+    bugcheck::{code, wdf as sub},
+    context::{self, Ctx, Entry},
+};
+
+/// Defines `ntsim_<Name>` and checks it against `wdk_sys::<PFN>`.
+macro_rules! wdf_export {
+    (
+        $(#[$meta:meta])*
+        fn $name:ident as $pfn:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
+    ) => {
+        $(#[$meta])*
+        ///
+        /// # Safety
+        /// As the KMDF method's contract: handles and pointers valid. Misuse the framework
+        /// verifier catches bugchecks the emulated machine (0x10D).
+        #[allow(non_snake_case, reason = "KMDF parameter names")]
+        #[unsafe(export_name = concat!("ntsim_", stringify!($name)))]
+        pub unsafe extern "C" fn $name(
+            DriverGlobals: wdk_sys::PWDF_DRIVER_GLOBALS,
+            $($arg: $ty),*
+        ) $(-> $ret)? {
+            let _ = DriverGlobals;
+            $body
+        }
+
+        const _: () = {
+            let _same_signature: wdk_sys::$pfn = Some($name);
+        };
+    };
+}
+
+pub mod device;
+pub mod driver;
+pub mod queue;
+pub mod request;
+
+/// What a framework object is.
+pub(crate) enum Kind {
+    Driver,
+    DeviceInit(device::InitSettings),
+    Device,
+    Queue(queue::QueueSettings),
+    Request(Box<request::Request>),
+}
+
+/// One framework object.
+pub(crate) struct Object {
+    pub kind: Kind,
+    /// Typed contexts: (UniqueType, zeroed memory).
+    contexts: Vec<(usize, Box<[u128]>)>,
+    cleanup: wdk_sys::PFN_WDF_OBJECT_CONTEXT_CLEANUP,
+    destroy: wdk_sys::PFN_WDF_OBJECT_CONTEXT_DESTROY,
+}
+
+/// The framework objects of a machine, keyed by handle.
+#[derive(Default)]
+pub struct Objects {
+    table: Mutex<Table>,
+    /// Signalled when a request completes.
+    pub(crate) completed: Condvar,
+}
+
+#[derive(Default)]
+pub(crate) struct Table {
+    pub map: HashMap<usize, Object>,
+    next: usize,
+}
+
+/// Handles look like kernel addresses and are never dereferenced by ntsim.
+const HANDLE_BASE: usize = 0xFFFF_C000_0000_0000;
+
+impl Objects {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Table {
+    /// Adds an object; returns its handle.
+    pub(crate) fn insert(&mut self, kind: Kind) -> usize {
+        self.next += 1;
+        let handle = HANDLE_BASE | (self.next << 4);
+        self.map.insert(
+            handle,
+            Object {
+                kind,
+                contexts: Vec::new(),
+                cleanup: None,
+                destroy: None,
+            },
+        );
+        handle
+    }
+}
+
+/// Applies `WDF_OBJECT_ATTRIBUTES` (context type, cleanup/destroy callbacks) to `handle`.
+/// Returns `STATUS_INFO_LENGTH_MISMATCH` for a wrong `Size`.
+pub(crate) fn apply_attributes(
+    e: &Entry,
+    handle: usize,
+    attributes: PWDF_OBJECT_ATTRIBUTES,
+) -> wdk_sys::NTSTATUS {
+    // SAFETY: the KMDF contract makes `attributes` null (WDF_NO_OBJECT_ATTRIBUTES) or a readable
+    // WDF_OBJECT_ATTRIBUTES.
+    let Some(attributes) = (unsafe { attributes.as_ref() }) else {
+        return wdk_sys::STATUS_SUCCESS;
+    };
+    if attributes.Size as usize != std::mem::size_of::<WDF_OBJECT_ATTRIBUTES>() {
+        return wdk_sys::STATUS_INFO_LENGTH_MISMATCH;
+    }
+    let info: PCWDF_OBJECT_CONTEXT_TYPE_INFO = attributes.ContextTypeInfo;
+    let mut table = e.machine.io.objects.lock();
+    let Some(object) = table.map.get_mut(&handle) else {
+        return wdk_sys::STATUS_INVALID_HANDLE;
+    };
+    object.cleanup = attributes.EvtCleanupCallback;
+    object.destroy = attributes.EvtDestroyCallback;
+    // SAFETY: a non-null ContextTypeInfo points to the driver's static type information.
+    if let Some(info) = unsafe { info.as_ref() } {
+        let unique = if info.UniqueType.is_null() { info as *const _ as usize } else { info.UniqueType as usize };
+        let size = info.ContextSize.max(attributes.ContextSizeOverride);
+        let words = size.div_ceil(16).max(1);
+        object.contexts.push((unique, vec![0_u128; words].into_boxed_slice()));
+    }
+    wdk_sys::STATUS_SUCCESS
+}
+
+/// Bug checks 0x10D/0x4 unless `handle` is a live object for which `accept` holds.
+pub(crate) fn check_handle(e: &Entry, handle: usize, what: &str, accept: impl FnOnce(&Kind) -> bool) {
+    let ok = e.machine.io.objects.lock().map.get(&handle).is_some_and(|o| accept(&o.kind));
+    if !ok {
+        e.bugcheck(
+            code::WDF_VIOLATION,
+            [sub::INVALID_HANDLE, handle as u64, 0, 0],
+            format!("{} with {handle:#x}, which is not a live {what}", e.ddi),
+        );
+    }
+}
+
+/// Runs a KMDF event callback and applies the framework verifier's return checks: IRQL
+/// changed is 0x10D/0xE (P2 entry, P3 exit IRQL); a critical region left entered is 0x10D/0xF.
+pub(crate) fn callback<R>(ctx: &Ctx, name: &'static str, routine: usize, f: impl FnOnce() -> R) -> R {
+    let irql_before = ctx.irql.get();
+    let kernel_before = ctx.kernel_apc_disable.get();
+    let result = ctx.call_driver(f);
+    let irql_after = ctx.irql.get();
+    if irql_after != irql_before {
+        context::raise(
+            ctx,
+            code::WDF_VIOLATION,
+            [sub::CALLBACK_IRQL_CHANGED, u64::from(irql_before), u64::from(irql_after), routine as u64],
+            name,
+            format!("{name} returned at IRQL {irql_after}; it was called at {irql_before}"),
+        );
+    }
+    if ctx.kernel_apc_disable.get() < kernel_before {
+        context::raise(
+            ctx,
+            code::WDF_VIOLATION,
+            [sub::CALLBACK_CRITICAL_REGION, routine as u64, 0, 0],
+            name,
+            format!("{name} returned inside a critical region it entered"),
+        );
+    }
+    result
+}
+
+/// Deletes `handle` and its children: cleanup, then destroy callbacks, then the memory.
+pub(crate) fn delete(ctx: &Ctx, handle: usize) {
+    let callbacks = {
+        let table = ctx.machine.io.objects.lock();
+        table.map.get(&handle).map(|o| (o.cleanup, o.destroy))
+    };
+    let Some((cleanup, destroy)) = callbacks else { return };
+    for routine in [cleanup, destroy].into_iter().flatten() {
+        // SAFETY: the driver registered this callback for this object, which is still alive.
+        callback(ctx, "EvtCleanupCallback", routine as usize, || unsafe { routine(handle as _) });
+    }
+    ctx.machine.io.objects.lock().map.remove(&handle);
+}
+
+wdf_export! {
+    /// The typed context of an object, or NULL when it has none of that type.
+    fn WdfObjectGetTypedContextWorker as PFN_WDFOBJECTGETTYPEDCONTEXTWORKER(
+        Handle: wdk_sys::WDFOBJECT,
+        TypeInfo: PCWDF_OBJECT_CONTEXT_TYPE_INFO,
+    ) -> wdk_sys::PVOID {
+        let e = context::enter("WdfObjectGetTypedContextWorker");
+        check_handle(&e, Handle as usize, "framework object", |_| true);
+        // SAFETY: the KMDF contract makes TypeInfo the driver's static type information.
+        let Some(info) = (unsafe { TypeInfo.as_ref() }) else {
+            return std::ptr::null_mut();
+        };
+        let unique = if info.UniqueType.is_null() { info as *const _ as usize } else { info.UniqueType as usize };
+        let mut table = e.machine.io.objects.lock();
+        table
+            .map
+            .get_mut(&(Handle as usize))
+            .and_then(|o| o.contexts.iter_mut().find(|(u, _)| *u == unique))
+            .map_or(std::ptr::null_mut(), |(_, memory)| memory.as_mut_ptr().cast())
+    }
+}
+
+wdf_export! {
+    /// Deletes a framework object (cleanup and destroy callbacks run first).
+    fn WdfObjectDelete as PFN_WDFOBJECTDELETE(Object: wdk_sys::WDFOBJECT) {
+        let e = context::enter("WdfObjectDelete");
+        check_handle(&e, Object as usize, "framework object", |_| true);
+        delete(&e, Object as usize);
+    }
+}
