@@ -40,7 +40,7 @@ pub struct RunArgs {
     /// The primitive (see `synclab list`).
     #[arg(value_parser = parse_primitive)]
     pub primitive: Primitive,
-    /// Worker threads at PASSIVE_LEVEL.
+    /// Worker threads at `PASSIVE_LEVEL`.
     #[arg(long, default_value_t = 4, help = format!("Worker threads at PASSIVE_LEVEL (0-{MAX_THREADS})"))]
     pub threads: u32,
     /// Acquisitions per worker.
@@ -52,7 +52,7 @@ pub struct RunArgs {
     /// Microseconds each worker spends inside the lock per acquisition.
     #[arg(long, default_value_t = 0, help = format!("Busy microseconds inside the lock (0-{MAX_HOLD_US})"))]
     pub hold_us: u32,
-    /// Also contend from one DPC per processor at DISPATCH_LEVEL.
+    /// Also contend from one DPC per processor at `DISPATCH_LEVEL`.
     #[arg(long)]
     pub dpc: bool,
     /// Use the deliberately broken lock; the run must end in FAILURE.

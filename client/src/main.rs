@@ -64,15 +64,28 @@ fn open(cli: &Cli) -> Result<Box<dyn Device>, DeviceError> {
 fn info(device: &mut dyn Device) -> Result<InfoResponse, ClientError> {
     let request = InfoRequest::new();
     let mut output = InfoResponse::new_zeroed();
-    let n = device.ioctl(IOCTL_SYNCLAB_GET_INFO, request.as_bytes(), output.as_mut_bytes())?;
+    let n = device.ioctl(
+        IOCTL_SYNCLAB_GET_INFO,
+        request.as_bytes(),
+        output.as_mut_bytes(),
+    )?;
     InfoResponse::parse(&output.as_bytes()[..n]).map_err(ClientError::Response)
 }
 
-fn stress(device: &mut dyn Device, request: &StressRequest) -> Result<Box<StressResponse>, ClientError> {
+fn stress(
+    device: &mut dyn Device,
+    request: &StressRequest,
+) -> Result<Box<StressResponse>, ClientError> {
     let mut output = StressResponse::new_box_zeroed().map_err(|_| {
-        ClientError::Device(DeviceError::NotFound("out of memory for the response".into()))
+        ClientError::Device(DeviceError::NotFound(
+            "out of memory for the response".into(),
+        ))
     })?;
-    let n = device.ioctl(IOCTL_SYNCLAB_RUN_STRESS, request.as_bytes(), output.as_mut_bytes())?;
+    let n = device.ioctl(
+        IOCTL_SYNCLAB_RUN_STRESS,
+        request.as_bytes(),
+        output.as_mut_bytes(),
+    )?;
     let parsed = StressResponse::parse(&output.as_bytes()[..n]).map_err(ClientError::Response)?;
     Ok(Box::new(parsed))
 }

@@ -2,7 +2,10 @@
 
 use serde::Serialize;
 use synclab_protocol::{
-    wire::{verdict, kernel, worker_kind, InfoResponse, StressResponse, WorkerStats, FLAG_BUSTED, FLAG_DPC},
+    wire::{
+        kernel, verdict, worker_kind, InfoResponse, StressResponse, WorkerStats, FLAG_BUSTED,
+        FLAG_DPC,
+    },
     Primitive,
 };
 
@@ -36,18 +39,27 @@ pub fn print_info(device: &str, info: &InfoResponse, json: bool) {
         emulated: info.kernel == kernel::EMULATED,
         driver_version: format!("{}.{}.{}", v[0], v[1], v[2]),
         abi_version: info.header.abi_version,
-        os_version: format!("{}.{}.{}", info.os_version[0], info.os_version[1], info.os_version[2]),
+        os_version: format!(
+            "{}.{}.{}",
+            info.os_version[0], info.os_version[1], info.os_version[2]
+        ),
         kmdf_version: format!("{}.{}", info.kmdf_version[0], info.kmdf_version[1]),
         processors: info.processor_count,
         timestamp_frequency: info.timestamp_frequency,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
         return;
     }
     println!("device:              {device}");
     println!("kernel:              {}", value.kernel);
-    println!("driver version:      {} (ABI {})", value.driver_version, value.abi_version);
+    println!(
+        "driver version:      {} (ABI {})",
+        value.driver_version, value.abi_version
+    );
     println!("OS version:          {}", value.os_version);
     println!("KMDF version:        {}", value.kmdf_version);
     println!("processors:          {}", value.processors);
@@ -123,7 +135,8 @@ fn starvation(workers: &[WorkerStats]) -> bool {
 pub fn print_stress(device: &str, r: &StressResponse, json: bool) {
     let q = &r.request;
     let parameters = Parameters {
-        primitive: Primitive::from_id(q.primitive).map_or_else(|| q.primitive.to_string(), |p| p.name().to_owned()),
+        primitive: Primitive::from_id(q.primitive)
+            .map_or_else(|| q.primitive.to_string(), |p| p.name().to_owned()),
         threads: q.threads,
         dpc: q.flags & FLAG_DPC != 0,
         busted: q.flags & FLAG_BUSTED != 0,
@@ -133,44 +146,71 @@ pub fn print_stress(device: &str, r: &StressResponse, json: bool) {
         max_processors: q.max_processors,
         processors: r.processors,
     };
-    let verdict = if r.verdict == verdict::SUCCESS { "SUCCESS" } else { "FAILURE" };
+    let verdict = if r.verdict == verdict::SUCCESS {
+        "SUCCESS"
+    } else {
+        "FAILURE"
+    };
     let emulated = device.contains("emulated");
     if json {
-        let value = StressJson {
-            device,
-            emulated,
-            totals: Totals {
-                acquisitions: r.total_acquisitions,
-                protected_counter: r.protected_counter,
-                exclusion_violations: r.exclusion_violations,
-                irql_violations: r.irql_violations,
-                restore_violations: r.restore_violations,
-                max_wait_ns: r.max_wait_ns,
-                elapsed_ns: r.elapsed_ns,
-            },
-            workers: r
-                .workers()
-                .iter()
-                .enumerate()
-                .map(|(index, w)| Worker {
-                    index,
-                    kind: kind_name(w.kind),
-                    processor: w.processor,
-                    acquisitions: w.acquisitions,
-                    exclusion_violations: w.exclusion_violations,
-                    irql_violations: w.irql_violations,
-                    restore_violations: w.restore_violations,
-                    max_wait_ns: w.max_wait_ns,
-                })
-                .collect(),
-            starvation_hint: starvation(r.workers()),
-            parameters,
-            verdict,
-        };
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
-        return;
+        print_stress_json(device, emulated, r, parameters, verdict);
+    } else {
+        print_stress_table(device, emulated, r, &parameters, verdict);
     }
-    let p = &parameters;
+}
+
+fn print_stress_json(
+    device: &str,
+    emulated: bool,
+    r: &StressResponse,
+    parameters: Parameters,
+    verdict: &'static str,
+) {
+    let value = StressJson {
+        device,
+        emulated,
+        totals: Totals {
+            acquisitions: r.total_acquisitions,
+            protected_counter: r.protected_counter,
+            exclusion_violations: r.exclusion_violations,
+            irql_violations: r.irql_violations,
+            restore_violations: r.restore_violations,
+            max_wait_ns: r.max_wait_ns,
+            elapsed_ns: r.elapsed_ns,
+        },
+        workers: r
+            .workers()
+            .iter()
+            .enumerate()
+            .map(|(index, w)| Worker {
+                index,
+                kind: kind_name(w.kind),
+                processor: w.processor,
+                acquisitions: w.acquisitions,
+                exclusion_violations: w.exclusion_violations,
+                irql_violations: w.irql_violations,
+                restore_violations: w.restore_violations,
+                max_wait_ns: w.max_wait_ns,
+            })
+            .collect(),
+        starvation_hint: starvation(r.workers()),
+        parameters,
+        verdict,
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
+}
+
+fn print_stress_table(
+    device: &str,
+    emulated: bool,
+    r: &StressResponse,
+    parameters: &Parameters,
+    verdict: &str,
+) {
+    let p = parameters;
     println!("SyncLab stress: {} on {device}", p.primitive);
     if emulated {
         println!("note: figures come from ntsim, the emulated kernel; they show correctness, not Windows performance");
@@ -182,7 +222,14 @@ pub fn print_stress(device: &str, r: &StressResponse, json: bool) {
     println!("{line}");
     println!(
         "{:>6} {:>6} {:>4} {:>13} {:>10} {:>10} {:>12} {:>13}",
-        "worker", "kind", "cpu", "acquisitions", "excl.viol", "irql.viol", "restore.viol", "max_wait_us"
+        "worker",
+        "kind",
+        "cpu",
+        "acquisitions",
+        "excl.viol",
+        "irql.viol",
+        "restore.viol",
+        "max_wait_us"
     );
     for (i, w) in r.workers().iter().enumerate() {
         println!(
@@ -197,14 +244,28 @@ pub fn print_stress(device: &str, r: &StressResponse, json: bool) {
             ns_to_us(w.max_wait_ns)
         );
     }
-    let max = r.workers().iter().map(|w| w.acquisitions).max().unwrap_or(0);
-    let min = r.workers().iter().map(|w| w.acquisitions).min().unwrap_or(0);
+    let max = r
+        .workers()
+        .iter()
+        .map(|w| w.acquisitions)
+        .max()
+        .unwrap_or(0);
+    let min = r
+        .workers()
+        .iter()
+        .map(|w| w.acquisitions)
+        .min()
+        .unwrap_or(0);
     println!(
         "Total: {} acquisitions, counter {}, Max/Min per worker: {max}/{min}{}{}",
         r.total_acquisitions,
         r.protected_counter,
         if starvation(r.workers()) { " ???" } else { "" },
-        if r.verdict == verdict::SUCCESS { "" } else { " !!!" }
+        if r.verdict == verdict::SUCCESS {
+            ""
+        } else {
+            " !!!"
+        }
     );
     println!(
         "violations: exclusion={} irql={} restore={}; lost updates={}; elapsed {:.3} ms",

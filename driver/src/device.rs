@@ -3,10 +3,10 @@
 use core::ptr;
 
 use wdk_sys::{
-    call_unsafe_wdf_function_binding, GUID, NTSTATUS, PWDFDEVICE_INIT, ULONG, UNICODE_STRING,
-    WDFDEVICE, WDFDRIVER, WDFQUEUE, WDF_IO_QUEUE_CONFIG, WDF_NO_OBJECT_ATTRIBUTES,
-    WDF_OBJECT_ATTRIBUTES, _WDF_DEVICE_IO_TYPE, _WDF_EXECUTION_LEVEL, _WDF_IO_QUEUE_DISPATCH_TYPE,
-    _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE,
+    call_unsafe_wdf_function_binding, _WDF_DEVICE_IO_TYPE, _WDF_EXECUTION_LEVEL,
+    _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE, GUID, NTSTATUS,
+    PWDFDEVICE_INIT, ULONG, UNICODE_STRING, WDFDEVICE, WDFDRIVER, WDFQUEUE, WDF_IO_QUEUE_CONFIG,
+    WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
 };
 
 /// `SDDL_DEVOBJ_SYS_ALL_ADM_ALL`: only SYSTEM and Administrators may open the device.
@@ -60,7 +60,7 @@ fn check(status: NTSTATUS, what: &str) -> Result<(), NTSTATUS> {
 }
 
 /// Creates the device (SDDL for SYSTEM and Administrators only, buffered I/O), registers the
-/// device interface, and creates the parallel default queue. IRQL: PASSIVE_LEVEL.
+/// device interface, and creates the parallel default queue. IRQL: `PASSIVE_LEVEL`.
 pub extern "C" fn evt_device_add(_driver: WDFDRIVER, device_init: PWDFDEVICE_INIT) -> NTSTATUS {
     wdk::paged_code!();
     match add(device_init) {
@@ -70,7 +70,10 @@ pub extern "C" fn evt_device_add(_driver: WDFDRIVER, device_init: PWDFDEVICE_INI
 }
 
 fn add(mut device_init: PWDFDEVICE_INIT) -> Result<(), NTSTATUS> {
-    #[allow(clippy::cast_possible_truncation, reason = "asserted: the SDDL is short")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "asserted: the SDDL is short"
+    )]
     let bytes = (SDDL_LEN * 2) as u16;
     let sddl = UNICODE_STRING {
         Length: bytes,
@@ -80,7 +83,11 @@ fn add(mut device_init: PWDFDEVICE_INIT) -> Result<(), NTSTATUS> {
     // SAFETY: `device_init` is the framework's WDFDEVICE_INIT for this callback; `sddl`
     // describes a static UTF-16 string the framework copies.
     let status = unsafe {
-        call_unsafe_wdf_function_binding!(WdfDeviceInitAssignSDDLString, device_init, &sddl)
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitAssignSDDLString,
+            device_init,
+            &raw const sddl
+        )
     };
     check(status, "WdfDeviceInitAssignSDDLString")?;
     // SAFETY: as above.
@@ -96,7 +103,12 @@ fn add(mut device_init: PWDFDEVICE_INIT) -> Result<(), NTSTATUS> {
     // SAFETY: `device_init` is consumed by WdfDeviceCreate (it sets it to NULL); attributes and
     // the out handle are valid locals.
     let status = unsafe {
-        call_unsafe_wdf_function_binding!(WdfDeviceCreate, &mut device_init, &mut attributes, &mut device)
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceCreate,
+            &raw mut device_init,
+            &raw mut attributes,
+            &raw mut device
+        )
     };
     check(status, "WdfDeviceCreate")?;
     // SAFETY: `device` was just created; the GUID is a static; no reference string.
@@ -123,9 +135,9 @@ fn add(mut device_init: PWDFDEVICE_INIT) -> Result<(), NTSTATUS> {
         call_unsafe_wdf_function_binding!(
             WdfIoQueueCreate,
             device,
-            &mut queue_config,
+            &raw mut queue_config,
             WDF_NO_OBJECT_ATTRIBUTES,
-            &mut queue
+            &raw mut queue
         )
     };
     check(status, "WdfIoQueueCreate")

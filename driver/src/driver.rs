@@ -1,8 +1,8 @@
 //! `DriverEntry` and unload.
 
 use wdk_sys::{
-    call_unsafe_wdf_function_binding, DRIVER_OBJECT, NTSTATUS, PCUNICODE_STRING, ULONG,
-    WDFDRIVER, WDF_DRIVER_CONFIG, WDF_NO_HANDLE, WDF_NO_OBJECT_ATTRIBUTES,
+    call_unsafe_wdf_function_binding, DRIVER_OBJECT, NTSTATUS, PCUNICODE_STRING, ULONG, WDFDRIVER,
+    WDF_DRIVER_CONFIG, WDF_NO_HANDLE, WDF_NO_OBJECT_ATTRIBUTES,
 };
 
 /// `WDF_DRIVER_CONFIG.Size` (no `WDF_STRUCTURE_SIZE` exists in Rust, windows-drivers-rs #242).
@@ -11,7 +11,7 @@ const WDF_DRIVER_CONFIG_SIZE: ULONG = core::mem::size_of::<WDF_DRIVER_CONFIG>() 
 const _: () = assert!(core::mem::size_of::<WDF_DRIVER_CONFIG>() <= ULONG::MAX as usize);
 
 /// The driver's entry point: creates the framework driver object with its device-add and
-/// unload callbacks. IRQL: PASSIVE_LEVEL.
+/// unload callbacks. IRQL: `PASSIVE_LEVEL`.
 ///
 /// # Safety
 /// Called once by the system (or ntsim's loader) with a valid `DRIVER_OBJECT` and registry
@@ -41,7 +41,7 @@ pub unsafe extern "system" fn driver_entry(
             driver,
             registry_path,
             WDF_NO_OBJECT_ATTRIBUTES,
-            &mut config,
+            &raw mut config,
             WDF_NO_HANDLE.cast::<WDFDRIVER>()
         )
     };
@@ -51,7 +51,7 @@ pub unsafe extern "system" fn driver_entry(
     status
 }
 
-/// `EvtDriverUnload`. IRQL: PASSIVE_LEVEL.
+/// `EvtDriverUnload`. IRQL: `PASSIVE_LEVEL`.
 extern "C" fn evt_driver_unload(_driver: WDFDRIVER) {
     wdk::println!("synclab: unloaded");
 }

@@ -9,7 +9,7 @@ use wdk_sys::{NTSTATUS, RTL_OSVERSIONINFOW, WDFREQUEST};
 use crate::kernel::{processor, request, time};
 
 /// Answers with the ABI and driver version, processor count, timestamp frequency, OS version
-/// and which kernel this is. IRQL <= APC_LEVEL (`RtlGetVersion` is PASSIVE_LEVEL).
+/// and which kernel this is. IRQL <= `APC_LEVEL` (`RtlGetVersion` is `PASSIVE_LEVEL`).
 ///
 /// # Errors
 /// The NTSTATUS of the first [`RequestError`], or of `RtlGetVersion`.
@@ -24,7 +24,7 @@ pub fn handle(request: WDFREQUEST, output_length: usize) -> Result<usize, NTSTAT
         ..RTL_OSVERSIONINFOW::default()
     };
     // SAFETY: `version` is a writable RTL_OSVERSIONINFOW with its size set.
-    let status = unsafe { wdk_sys::ntddk::RtlGetVersion(&mut version) };
+    let status = unsafe { wdk_sys::ntddk::RtlGetVersion(&raw mut version) };
     if !wdk::nt_success(status) {
         return Err(status);
     }
@@ -33,7 +33,11 @@ pub fn handle(request: WDFREQUEST, output_length: usize) -> Result<usize, NTSTAT
         driver_version: [DRIVER_VERSION[0], DRIVER_VERSION[1], DRIVER_VERSION[2], 0],
         kernel: crate::KERNEL,
         processor_count: processor::count(),
-        os_version: [version.dwMajorVersion, version.dwMinorVersion, version.dwBuildNumber],
+        os_version: [
+            version.dwMajorVersion,
+            version.dwMinorVersion,
+            version.dwBuildNumber,
+        ],
         kmdf_version: [1, 33],
         reserved: 0,
         timestamp_frequency: time::frequency().unsigned_abs(),

@@ -2,7 +2,7 @@
 //!
 //! SyncLab's KMDF driver. It exposes IOCTLs that exercise NT kernel synchronization primitives
 //! at their correct IRQL, observe what each really does (IRQL, exclusion), stress them under
-//! contention from system threads at PASSIVE_LEVEL and DPCs at DISPATCH_LEVEL on every
+//! contention from system threads at `PASSIVE_LEVEL` and DPCs at `DISPATCH_LEVEL` on every
 //! processor, and report per-worker figures with a SUCCESS/FAILURE verdict.
 //!
 //! One source, two kernels: on Windows it builds against Microsoft's `wdk-sys`/`wdk` crates

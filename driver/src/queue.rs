@@ -6,7 +6,7 @@ use wdk_sys::{ULONG, WDFQUEUE, WDFREQUEST};
 
 use crate::kernel::request;
 
-/// The default queue's device-control callback. IRQL: PASSIVE_LEVEL (the queue inherits the
+/// The default queue's device-control callback. IRQL: `PASSIVE_LEVEL` (the queue inherits the
 /// device's passive execution level; requests arrive in the caller's context).
 pub extern "C" fn evt_io_device_control(
     _queue: WDFQUEUE,

@@ -4,7 +4,9 @@ mod common;
 
 use ntsim::{Access, Identity, IoError};
 use synclab_protocol::{
-    ioctl::{ctl_code, FILE_DEVICE_SYNCLAB, FILE_READ_ACCESS, IOCTL_SYNCLAB_RUN_STRESS, METHOD_BUFFERED},
+    ioctl::{
+        ctl_code, FILE_DEVICE_SYNCLAB, FILE_READ_ACCESS, IOCTL_SYNCLAB_RUN_STRESS, METHOD_BUFFERED,
+    },
     limits::MAX_THREADS,
     status::*,
     wire::{StressRequest, StressResponse},
@@ -12,7 +14,13 @@ use synclab_protocol::{
 };
 use zerocopy::{FromZeros, IntoBytes};
 
-fn send(machine: &ntsim::Machine, file: ntsim::FileHandle, code: u32, input: &[u8], output: &mut [u8]) -> i32 {
+fn send(
+    machine: &ntsim::Machine,
+    file: ntsim::FileHandle,
+    code: u32,
+    input: &[u8],
+    output: &mut [u8],
+) -> i32 {
     match machine.device_io_control(file, code, input, output) {
         Ok(_) => STATUS_SUCCESS,
         Err(IoError::Status(status)) => status,
@@ -20,55 +28,137 @@ fn send(machine: &ntsim::Machine, file: ntsim::FileHandle, code: u32, input: &[u
     }
 }
 
+/// A request with one field changed.
+fn with(change: impl FnOnce(&mut StressRequest)) -> Vec<u8> {
+    let mut request = StressRequest::new(Primitive::SpinLock, 2, 10);
+    change(&mut request);
+    request.as_bytes().to_vec()
+}
+
+const RUN: u32 = IOCTL_SYNCLAB_RUN_STRESS;
+const FULL: usize = std::mem::size_of::<StressResponse>();
+
+/// One malformed request: what it is, its code, input, output length, and the status it gets.
+struct Case(&'static str, u32, Vec<u8>, usize, i32);
+
+fn cases() -> Vec<Case> {
+    let good = with(|_| ());
+    let unknown = ctl_code(
+        FILE_DEVICE_SYNCLAB,
+        0x9FF,
+        METHOD_BUFFERED,
+        FILE_READ_ACCESS,
+    );
+    vec![
+        Case(
+            "short input",
+            RUN,
+            good[..12].to_vec(),
+            FULL,
+            STATUS_BUFFER_TOO_SMALL,
+        ),
+        Case(
+            "empty input",
+            RUN,
+            Vec::new(),
+            FULL,
+            STATUS_BUFFER_TOO_SMALL,
+        ),
+        Case(
+            "short output",
+            RUN,
+            good.clone(),
+            100,
+            STATUS_BUFFER_TOO_SMALL,
+        ),
+        Case(
+            "wrong ABI",
+            RUN,
+            with(|r| r.header.abi_version = 7),
+            FULL,
+            STATUS_REVISION_MISMATCH,
+        ),
+        Case(
+            "wrong size",
+            RUN,
+            with(|r| r.header.size = 4),
+            FULL,
+            STATUS_INFO_LENGTH_MISMATCH,
+        ),
+        Case(
+            "threads",
+            RUN,
+            with(|r| r.threads = MAX_THREADS + 1),
+            FULL,
+            STATUS_INVALID_PARAMETER,
+        ),
+        Case(
+            "iterations",
+            RUN,
+            with(|r| r.iterations = 0),
+            FULL,
+            STATUS_INVALID_PARAMETER,
+        ),
+        Case(
+            "hold",
+            RUN,
+            with(|r| r.hold_us = 1_000_000),
+            FULL,
+            STATUS_INVALID_PARAMETER,
+        ),
+        Case(
+            "reserved",
+            RUN,
+            with(|r| r.reserved = 1),
+            FULL,
+            STATUS_INVALID_PARAMETER,
+        ),
+        Case(
+            "primitive",
+            RUN,
+            with(|r| r.primitive = 999),
+            FULL,
+            STATUS_NOT_SUPPORTED,
+        ),
+        Case(
+            "flags",
+            RUN,
+            with(|r| r.flags = 0x100),
+            FULL,
+            STATUS_NOT_SUPPORTED,
+        ),
+        Case(
+            "unknown IOCTL",
+            unknown,
+            good,
+            FULL,
+            STATUS_INVALID_DEVICE_REQUEST,
+        ),
+        Case(
+            "foreign IOCTL",
+            0x0022_0000,
+            Vec::new(),
+            0,
+            STATUS_INVALID_DEVICE_REQUEST,
+        ),
+    ]
+}
+
 #[test]
 fn malformed_requests_get_defined_statuses_and_no_bugcheck() {
     let (machine, file) = common::machine(2);
-    let good = StressRequest::new(Primitive::SpinLock, 2, 10);
-    let mut out = StressResponse::new_box_zeroed().expect("memory");
-
-    // Short input buffer.
-    let status = send(&machine, file, IOCTL_SYNCLAB_RUN_STRESS, &good.as_bytes()[..12], out.as_mut_bytes());
-    assert_eq!(status, STATUS_BUFFER_TOO_SMALL);
-    // Empty input buffer.
-    let status = send(&machine, file, IOCTL_SYNCLAB_RUN_STRESS, &[], out.as_mut_bytes());
-    assert_eq!(status, STATUS_BUFFER_TOO_SMALL);
-    // Short output buffer.
-    let status = send(&machine, file, IOCTL_SYNCLAB_RUN_STRESS, good.as_bytes(), &mut out.as_mut_bytes()[..100]);
-    assert_eq!(status, STATUS_BUFFER_TOO_SMALL);
-    // Wrong ABI version.
-    let mut bad = good;
-    bad.header.abi_version = 7;
-    assert_eq!(send(&machine, file, IOCTL_SYNCLAB_RUN_STRESS, bad.as_bytes(), out.as_mut_bytes()), STATUS_REVISION_MISMATCH);
-    // Wrong size field.
-    let mut bad = good;
-    bad.header.size = 4;
-    assert_eq!(send(&machine, file, IOCTL_SYNCLAB_RUN_STRESS, bad.as_bytes(), out.as_mut_bytes()), STATUS_INFO_LENGTH_MISMATCH);
-    // Thread count out of range.
-    let mut bad = good;
-    bad.threads = MAX_THREADS + 1;
-    assert_eq!(send(&machine, file, IOCTL_SYNCLAB_RUN_STRESS, bad.as_bytes(), out.as_mut_bytes()), STATUS_INVALID_PARAMETER);
-    // Zero iterations, hold time out of range.
-    let mut bad = good;
-    bad.iterations = 0;
-    assert_eq!(send(&machine, file, IOCTL_SYNCLAB_RUN_STRESS, bad.as_bytes(), out.as_mut_bytes()), STATUS_INVALID_PARAMETER);
-    let mut bad = good;
-    bad.hold_us = 1_000_000;
-    assert_eq!(send(&machine, file, IOCTL_SYNCLAB_RUN_STRESS, bad.as_bytes(), out.as_mut_bytes()), STATUS_INVALID_PARAMETER);
-    // Unknown primitive, unknown flags.
-    let mut bad = good;
-    bad.primitive = 999;
-    assert_eq!(send(&machine, file, IOCTL_SYNCLAB_RUN_STRESS, bad.as_bytes(), out.as_mut_bytes()), STATUS_NOT_SUPPORTED);
-    let mut bad = good;
-    bad.flags = 0x100;
-    assert_eq!(send(&machine, file, IOCTL_SYNCLAB_RUN_STRESS, bad.as_bytes(), out.as_mut_bytes()), STATUS_NOT_SUPPORTED);
-    // Unknown IOCTL codes (a buffered one, and one of another device type).
-    let unknown = ctl_code(FILE_DEVICE_SYNCLAB, 0x9FF, METHOD_BUFFERED, FILE_READ_ACCESS);
-    assert_eq!(send(&machine, file, unknown, good.as_bytes(), out.as_mut_bytes()), STATUS_INVALID_DEVICE_REQUEST);
-    assert_eq!(send(&machine, file, 0x0022_0000, &[], &mut []), STATUS_INVALID_DEVICE_REQUEST);
-
+    for Case(what, code, input, out_len, expected) in cases() {
+        let mut output = vec![0_u8; out_len];
+        assert_eq!(
+            send(&machine, file, code, &input, &mut output),
+            expected,
+            "{what}"
+        );
+    }
     assert!(machine.bugcheck().is_none(), "bad input never bugchecks");
     // And the device still works afterwards.
-    let response = common::stress(&machine, file, &good).expect("a good request still works");
+    let request = StressRequest::new(Primitive::SpinLock, 2, 10);
+    let response = common::stress(&machine, file, &request).expect("a good request still works");
     assert_eq!(response.protected_counter, 20);
     common::unload_clean(&machine, file);
 }
@@ -78,13 +168,24 @@ fn run_ioctl_needs_write_access_and_the_device_admits_only_admins() {
     let (machine, admin) = common::machine(2);
     let good = StressRequest::new(Primitive::SpinLock, 1, 10);
     let mut out = StressResponse::new_box_zeroed().expect("memory");
-    let reader = machine.open(Identity::Administrator, Access::READ).expect("read-only open");
+    let reader = machine
+        .open(Identity::Administrator, Access::READ)
+        .expect("read-only open");
     assert_eq!(
-        send(&machine, reader, IOCTL_SYNCLAB_RUN_STRESS, good.as_bytes(), out.as_mut_bytes()),
+        send(
+            &machine,
+            reader,
+            IOCTL_SYNCLAB_RUN_STRESS,
+            good.as_bytes(),
+            out.as_mut_bytes()
+        ),
         STATUS_ACCESS_DENIED,
         "IOCTLs that run work require FILE_WRITE_ACCESS"
     );
-    assert!(common::info(&machine, reader).is_ok(), "GET_INFO needs only read access");
+    assert!(
+        common::info(&machine, reader).is_ok(),
+        "GET_INFO needs only read access"
+    );
     assert_eq!(
         machine.open(Identity::User, Access::READ),
         Err(IoError::Status(STATUS_ACCESS_DENIED)),

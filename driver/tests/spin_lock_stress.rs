@@ -17,7 +17,10 @@ fn spin_lock_excludes_passive_threads_and_dpcs_on_four_processors() {
 
     assert_eq!(response.verdict, verdict::SUCCESS);
     assert_eq!(response.processors, 4);
-    assert_eq!(response.worker_count, 8, "4 threads + one DPC per processor");
+    assert_eq!(
+        response.worker_count, 8,
+        "4 threads + one DPC per processor"
+    );
     assert_eq!(response.total_acquisitions, 8 * 3000);
     assert_eq!(response.protected_counter, response.total_acquisitions);
     assert_eq!(response.violations(), 0);
@@ -31,10 +34,18 @@ fn spin_lock_excludes_passive_threads_and_dpcs_on_four_processors() {
         .map(|w| w.processor)
         .collect();
     dpc_cpus.sort_unstable();
-    assert_eq!(dpc_cpus, vec![0, 1, 2, 3], "each DPC ran on its own target processor");
+    assert_eq!(
+        dpc_cpus,
+        vec![0, 1, 2, 3],
+        "each DPC ran on its own target processor"
+    );
     assert!(workers.iter().all(|w| w.acquisitions == 3000));
     let log = machine.debug_log();
-    assert!(log.iter().any(|l| l == "synclab: spinlock: End of test: SUCCESS"), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l == "synclab: spinlock: End of test: SUCCESS"),
+        "{log:#?}"
+    );
     common::unload_clean(&machine, file);
 }
 
@@ -61,11 +72,20 @@ fn busted_lock_yields_violations_and_failure() {
     request.hold_us = 1;
     let response = common::stress(&machine, file, &request).expect("the run completes");
     assert_eq!(response.verdict, verdict::FAILURE);
-    assert!(response.exclusion_violations > 0, "two workers were seen inside at once");
-    assert_eq!(response.irql_violations, 0, "the busted lock still raises to DISPATCH_LEVEL");
+    assert!(
+        response.exclusion_violations > 0,
+        "two workers were seen inside at once"
+    );
+    assert_eq!(
+        response.irql_violations, 0,
+        "the busted lock still raises to DISPATCH_LEVEL"
+    );
     assert_eq!(response.restore_violations, 0);
     let log = machine.debug_log();
-    assert!(log.iter().any(|l| l.ends_with("End of test: FAILURE")), "{log:#?}");
+    assert!(
+        log.iter().any(|l| l.ends_with("End of test: FAILURE")),
+        "{log:#?}"
+    );
     // A busted lock is a harness failure, not a kernel fault: the machine is still alive.
     assert!(machine.bugcheck().is_none());
     common::unload_clean(&machine, file);

@@ -54,33 +54,33 @@ pub mod code {
 pub mod verifier {
     /// `KeRaiseIrql` to a lower level or above `HIGH_LEVEL`.
     pub const RAISE_IRQL_INVALID: u64 = 0x30;
-    /// `KeLowerIrql` to a higher level (P4 = 1: below DISPATCH_LEVEL inside a DPC).
+    /// `KeLowerIrql` to a higher level (P4 = 1: below `DISPATCH_LEVEL` inside a DPC).
     pub const LOWER_IRQL_INVALID: u64 = 0x31;
-    /// `KeReleaseSpinLock` at an IRQL other than DISPATCH_LEVEL.
+    /// `KeReleaseSpinLock` at an IRQL other than `DISPATCH_LEVEL`.
     pub const RELEASE_SPIN_LOCK_BAD_IRQL: u64 = 0x32;
-    /// `KeWaitXxx` at DISPATCH_LEVEL with a nonzero timeout.
+    /// `KeWaitXxx` at `DISPATCH_LEVEL` with a nonzero timeout.
     pub const WAIT_AT_DISPATCH: u64 = 0x3B;
     /// `ObReferenceObjectByHandle` with a bad handle.
     pub const BAD_HANDLE: u64 = 0x3C;
     /// Object reference count would go below zero.
     pub const REFERENCE_COUNT_ZERO: u64 = 0x3F;
-    /// `KeAcquireSpinLockAtDpcLevel` below DISPATCH_LEVEL.
+    /// `KeAcquireSpinLockAtDpcLevel` below `DISPATCH_LEVEL`.
     pub const ACQUIRE_AT_DPC_LEVEL_BELOW_DISPATCH: u64 = 0x40;
-    /// `KeReleaseSpinLockFromDpcLevel` below DISPATCH_LEVEL.
+    /// `KeReleaseSpinLockFromDpcLevel` below `DISPATCH_LEVEL`.
     pub const RELEASE_FROM_DPC_LEVEL_BELOW_DISPATCH: u64 = 0x41;
-    /// `KeAcquireSpinLock` above DISPATCH_LEVEL.
+    /// `KeAcquireSpinLock` above `DISPATCH_LEVEL`.
     pub const ACQUIRE_SPIN_LOCK_ABOVE_DISPATCH: u64 = 0x42;
     /// Driver unloaded without freeing its pool allocations (P3 count, P4 bytes).
     pub const POOL_LEAKED_AT_UNLOAD: u64 = 0x62;
     /// A kernel API called at an incorrect IRQL (generic).
     pub const API_AT_WRONG_IRQL: u64 = 0xE5;
-    /// A `Zw` API called not at PASSIVE_LEVEL or with special kernel APCs disabled.
+    /// A `Zw` API called not at `PASSIVE_LEVEL` or with special kernel APCs disabled.
     pub const ZW_NOT_PASSIVE: u64 = 0xE6;
     /// `ObReferenceObjectByHandle` with a NULL handle.
     pub const NULL_HANDLE: u64 = 0xF5;
-    /// Wait at IRQL above DISPATCH_LEVEL.
+    /// Wait at IRQL above `DISPATCH_LEVEL`.
     pub const WAIT_ABOVE_DISPATCH: u64 = 0x120;
-    /// Wait at DISPATCH_LEVEL with no timeout.
+    /// Wait at `DISPATCH_LEVEL` with no timeout.
     pub const WAIT_AT_DISPATCH_INFINITE: u64 = 0x121;
     /// Deadlock detection: locks released in the wrong order.
     pub const RELEASED_OUT_OF_ORDER: u64 = 0x1003;
@@ -94,13 +94,13 @@ pub mod verifier {
     pub const RELEASE_API_MISMATCH: u64 = 0x1009;
     /// Deadlock detection: a terminated thread still owns a lock.
     pub const THREAD_TERMINATED_OWNING_LOCK: u64 = 0x100A;
-    /// DDI compliance rule IrqlDispatch: routine requires exactly DISPATCH_LEVEL.
+    /// DDI compliance rule `IrqlDispatch`: routine requires exactly `DISPATCH_LEVEL`.
     pub const RULE_IRQL_DISPATCH: u64 = 0x0002_0003;
-    /// DDI compliance rule IrqlKeReleaseSpinLock: `NewIrql` is not the saved value.
+    /// DDI compliance rule `IrqlKeReleaseSpinLock`: `NewIrql` is not the saved value.
     pub const RULE_IRQL_KE_RELEASE_SPIN_LOCK: u64 = 0x0002_0015;
-    /// DDI compliance rule IrqlObPassive.
+    /// DDI compliance rule `IrqlObPassive`.
     pub const RULE_IRQL_OB_PASSIVE: u64 = 0x0002_001B;
-    /// DDI compliance rule IrqlPsPassive.
+    /// DDI compliance rule `IrqlPsPassive`.
     pub const RULE_IRQL_PS_PASSIVE: u64 = 0x0002_001C;
 }
 

@@ -11,11 +11,7 @@ use std::{
     sync::Arc,
 };
 
-use crate::{
-    bugcheck::BugCheck,
-    machine::MachineInner,
-    pool,
-};
+use crate::{bugcheck::BugCheck, machine::MachineInner, pool};
 
 /// IRQL values (ddi.md 0.2).
 pub mod irql {
@@ -90,9 +86,9 @@ pub struct Ctx {
     pub kernel_apc_disable: Cell<i16>,
     /// `SpecialApcDisable` (<= 0 in correct code).
     pub special_apc_disable: Cell<i16>,
-    /// The processor the context is on (or last ran on, below DISPATCH_LEVEL).
+    /// The processor the context is on (or last ran on, below `DISPATCH_LEVEL`).
     pub processor: Cell<u32>,
-    /// Whether this context owns its processor (it is at DISPATCH_LEVEL or above).
+    /// Whether this context owns its processor (it is at `DISPATCH_LEVEL` or above).
     pub holds_cpu: Cell<bool>,
     /// Locks held, in acquisition order.
     pub held: RefCell<Vec<Hold>>,
@@ -106,7 +102,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// A context at PASSIVE_LEVEL with no APCs disabled.
+    /// A context at `PASSIVE_LEVEL` with no APCs disabled.
     pub(crate) fn new(
         machine: Arc<MachineInner>,
         kind: ContextKind,
@@ -142,7 +138,7 @@ impl Ctx {
         (special << 16) | kernel
     }
 
-    /// Moves the context to `new` IRQL, taking its processor when it reaches DISPATCH_LEVEL and
+    /// Moves the context to `new` IRQL, taking its processor when it reaches `DISPATCH_LEVEL` and
     /// giving it back (so queued DPCs can run there) when it drops below. No checks: callers
     /// validate first.
     pub fn set_irql(&self, new: u8) {
@@ -249,8 +245,11 @@ impl Drop for Entry {
     }
 }
 
-/// Enters a DDI. Panics (a host-side programming error, not an emulated one) when the calling
-/// host thread is not an emulated context: use [`crate::Machine::run`] to run kernel code.
+/// Enters a DDI.
+///
+/// # Panics
+/// When the calling host thread is not an emulated context (a host-side programming error,
+/// not an emulated one): use [`crate::Machine::run`] to run kernel code.
 #[must_use]
 pub fn enter(ddi: &'static str) -> Entry {
     let Some(ctx) = try_current() else {

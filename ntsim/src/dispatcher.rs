@@ -67,10 +67,16 @@ impl Dispatcher {
 
     /// Sleeps until notified or `deadline`, releasing the lock meanwhile. Returns the lock
     /// and whether the deadline passed.
-    pub fn sleep<'a>(&'a self, locked: Locked<'a>, deadline: Option<Instant>) -> (Locked<'a>, bool) {
+    pub fn sleep<'a>(
+        &'a self,
+        locked: Locked<'a>,
+        deadline: Option<Instant>,
+    ) -> (Locked<'a>, bool) {
         // Bounded slices, so a dead machine is noticed even without a notification.
         let slice = Duration::from_millis(50);
-        let timeout = deadline.map_or(slice, |d| d.saturating_duration_since(Instant::now()).min(slice));
+        let timeout = deadline.map_or(slice, |d| {
+            d.saturating_duration_since(Instant::now()).min(slice)
+        });
         let (guard, _) = self
             .changed
             .wait_timeout(locked.guard, timeout)
@@ -84,6 +90,7 @@ impl Dispatcher {
 ///
 /// # Safety
 /// `object` must point to a readable `DISPATCHER_HEADER`.
+#[must_use]
 pub unsafe fn type_of(object: *const u8) -> u8 {
     // SAFETY: the caller guarantees a readable header; the type byte is at offset 0.
     unsafe { object.read_volatile() }
@@ -93,10 +100,16 @@ pub unsafe fn type_of(object: *const u8) -> u8 {
 ///
 /// # Safety
 /// `object` must point to a readable, 4-byte aligned `DISPATCHER_HEADER`.
+#[must_use]
 pub unsafe fn signal_state(object: *const u8, _locked: &Locked<'_>) -> i32 {
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "the header is 4-byte aligned (contract)"
+    )]
+    let state = object.wrapping_add(SIGNAL_STATE_OFFSET).cast::<i32>();
     // SAFETY: caller guarantees a readable aligned header; SignalState is the LONG at offset 4;
     // the dispatcher lock serialises every writer.
-    unsafe { object.add(SIGNAL_STATE_OFFSET).cast::<i32>().read_volatile() }
+    unsafe { state.read_volatile() }
 }
 
 /// Sets the signal state of a dispatcher object (dispatcher lock held).
@@ -104,9 +117,14 @@ pub unsafe fn signal_state(object: *const u8, _locked: &Locked<'_>) -> i32 {
 /// # Safety
 /// `object` must point to a writable, 4-byte aligned `DISPATCHER_HEADER`.
 pub unsafe fn set_signal_state(object: *mut u8, value: i32, _locked: &Locked<'_>) {
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "the header is 4-byte aligned (contract)"
+    )]
+    let state = object.wrapping_add(SIGNAL_STATE_OFFSET).cast::<i32>();
     // SAFETY: caller guarantees a writable aligned header; the dispatcher lock serialises
     // every writer.
-    unsafe { object.add(SIGNAL_STATE_OFFSET).cast::<i32>().write_volatile(value) };
+    unsafe { state.write_volatile(value) };
 }
 
 /// Halts the calling thread if its machine died while it waited.

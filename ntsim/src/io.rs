@@ -1,5 +1,5 @@
 //! The I/O path: loading the driver, opening its device, `DeviceIoControl` with
-//! METHOD_BUFFERED semantics into the driver's queue, closing, and unloading with a leak report.
+//! `METHOD_BUFFERED` semantics into the driver's queue, closing, and unloading with a leak report.
 //!
 //! Host code drives it through [`Machine`] methods. Each call runs the kernel side on an
 //! emulated context (as a user thread runs in kernel mode during a system call) and returns the
@@ -44,7 +44,7 @@ pub struct Access {
 }
 
 impl Access {
-    /// Read and write, as the SyncLab client opens the device.
+    /// Read and write, as the `SyncLab` client opens the device.
     pub const READ_WRITE: Self = Self {
         read: true,
         write: true,
@@ -98,9 +98,9 @@ struct FileState {
 }
 
 pub(crate) struct DriverState {
-    /// The DRIVER_OBJECT given to DriverEntry (boxed: its address must not move).
+    /// The `DRIVER_OBJECT` given to `DriverEntry` (boxed: its address must not move).
     pub object: Box<DRIVER_OBJECT>,
-    /// Registry path given to DriverEntry, and its UTF-16 buffer.
+    /// Registry path given to `DriverEntry`, and its UTF-16 buffer.
     pub registry_path: Box<UNICODE_STRING>,
     pub registry_buffer: Vec<u16>,
     pub handle: usize,
@@ -111,6 +111,7 @@ pub(crate) struct DriverState {
 // SAFETY: the raw pointers inside DRIVER_OBJECT and UNICODE_STRING point into this same
 // DriverState (the boxed registry buffer) or to driver-owned storage; ntsim only touches them
 // under the I/O state's mutex, so moving the state between threads is sound.
+#[allow(clippy::non_send_fields_in_send_ty, reason = "see the SAFETY comment")]
 unsafe impl Send for DriverState {}
 
 #[derive(Default)]
@@ -134,7 +135,7 @@ impl IoState {
     }
 }
 
-/// Runs `f` on a new emulated context of `kind` at PASSIVE_LEVEL and waits for its value.
+/// Runs `f` on a new emulated context of `kind` at `PASSIVE_LEVEL` and waits for its value.
 fn on_kernel_thread<T: Send + 'static>(
     machine: &Arc<MachineInner>,
     name: &str,
@@ -206,7 +207,7 @@ fn sddl_grants(sddl: &str, identity: Identity) -> Access {
 }
 
 impl Machine {
-    /// Loads a driver: sets up the framework, calls `DriverEntry`, then (as the PnP manager
+    /// Loads a driver: sets up the framework, calls `DriverEntry`, then (as the `PnP` manager
     /// does for the root-enumerated device) `EvtDriverDeviceAdd`.
     ///
     /// # Errors
@@ -225,10 +226,7 @@ impl Machine {
                     .collect();
             let mut object = Box::<DRIVER_OBJECT>::default();
             object.Type = 4;
-            #[allow(clippy::cast_possible_truncation, reason = "DRIVER_OBJECT is 336 bytes")]
-            {
-                object.Size = std::mem::size_of::<DRIVER_OBJECT>() as i16;
-            }
+            object.Size = i16::try_from(std::mem::size_of::<DRIVER_OBJECT>()).unwrap_or(i16::MAX);
             #[allow(clippy::cast_possible_truncation, reason = "a short service path")]
             let bytes = (path.len() * 2) as u16;
             let mut state = DriverState {
@@ -307,7 +305,7 @@ impl Machine {
         Ok(FileHandle(id))
     }
 
-    /// Sends an IOCTL. METHOD_BUFFERED: one system buffer of `max(in, out)` bytes carries the
+    /// Sends an IOCTL. `METHOD_BUFFERED`: one system buffer of `max(in, out)` bytes carries the
     /// input in and the output back; on success `Information` bytes are copied to `output`.
     ///
     /// # Errors
@@ -340,17 +338,18 @@ impl Machine {
         let out_len = output.len();
         let mut buffer = vec![0_u8; in_len.max(out_len)].into_boxed_slice();
         buffer[..in_len].copy_from_slice(input);
-        let (status, information, buffer) =
-            on_kernel_thread(&machine, "I/O caller", move |ctx| {
-                let request = Request::new(code, buffer, in_len, out_len);
-                let (status, information, buffer) = wdf::queue::dispatch_device_control(ctx, request);
-                return_to_user_mode(ctx, "NtDeviceIoControlFile");
-                (status, information, buffer)
-            })?;
+        let (status, information, buffer) = on_kernel_thread(&machine, "I/O caller", move |ctx| {
+            let request = Request::new(code, buffer, in_len, out_len);
+            let (status, information, buffer) = wdf::queue::dispatch_device_control(ctx, request);
+            return_to_user_mode(ctx, "NtDeviceIoControlFile");
+            (status, information, buffer)
+        })?;
         if wdk_sys::NT_ERROR(status) {
             return Err(IoError::Status(status));
         }
-        let n = usize::try_from(information).unwrap_or(usize::MAX).min(out_len);
+        let n = usize::try_from(information)
+            .unwrap_or(usize::MAX)
+            .min(out_len);
         output[..n].copy_from_slice(&buffer[..n]);
         Ok(n)
     }
@@ -412,7 +411,10 @@ impl Machine {
                     code::DRIVER_VERIFIER_DETECTED_VIOLATION,
                     [verifier::POOL_LEAKED_AT_UNLOAD, 0, blocks, bytes],
                     "driver unload",
-                    format!("the driver unloaded without freeing its pool: {}", detail.join(", ")),
+                    format!(
+                        "the driver unloaded without freeing its pool: {}",
+                        detail.join(", ")
+                    ),
                 );
             }
             let (handles, references) = ctx.machine.objects.leaks();
@@ -448,7 +450,10 @@ mod tests {
     fn sddl_of_synclab_admits_only_system_and_administrators() {
         let sddl = "D:P(A;;GA;;;SY)(A;;GA;;;BA)";
         assert_eq!(sddl_grants(sddl, Identity::System), Access::READ_WRITE);
-        assert_eq!(sddl_grants(sddl, Identity::Administrator), Access::READ_WRITE);
+        assert_eq!(
+            sddl_grants(sddl, Identity::Administrator),
+            Access::READ_WRITE
+        );
         assert_eq!(
             sddl_grants(sddl, Identity::User),
             Access {

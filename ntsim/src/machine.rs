@@ -26,7 +26,7 @@ pub struct MachineConfig {
     /// the host has: 8 or 64 can be emulated on 2 host cores.
     pub processors: u32,
     /// How long a context may spin for a spin lock or a processor before ntsim declares the
-    /// hang Windows would have (0x133 DPC_WATCHDOG_VIOLATION naming the lock and its holder).
+    /// hang Windows would have (0x133 `DPC_WATCHDOG_VIOLATION` naming the lock and its holder).
     pub spin_budget: Duration,
     /// How long a host-side call ([`Machine::run`], an IOCTL) waits before reporting the machine
     /// hung.
@@ -148,7 +148,10 @@ impl MachineInner {
 
     /// Wakes host-side waiters (completions, bug checks).
     pub fn notify(&self) {
-        let _guard = self.changed_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self
+            .changed_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.changed.notify_all();
     }
 
@@ -158,7 +161,10 @@ impl MachineInner {
     /// The bug check, or a synthetic "hung" description when the budget ran out.
     pub fn wait_host<T>(&self, mut done: impl FnMut() -> Option<T>) -> Result<T, HostError> {
         let deadline = Instant::now() + self.config.hang_budget;
-        let mut guard = self.changed_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self
+            .changed_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(v) = done() {
                 return Ok(v);
@@ -179,16 +185,19 @@ impl MachineInner {
         }
     }
 
-    /// Appends a line to the debug log (DbgPrint output and ntsim notes).
+    /// Appends a line to the debug log (`DbgPrint` output and ntsim notes).
     pub fn log_line(&self, line: String) {
         if self.config.echo_debug_output {
             eprintln!("[ntsim] {line}");
         }
-        self.log.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(line);
     }
 
     /// Processor count as a `u32`.
-    pub fn processor_count(&self) -> u32 {
+    pub const fn processor_count(&self) -> u32 {
         self.config.processors
     }
 }
@@ -261,7 +270,7 @@ impl Machine {
         self.inner.processor_count()
     }
 
-    /// Runs `f` as the start routine of a new system thread at PASSIVE_LEVEL, then applies the
+    /// Runs `f` as the start routine of a new system thread at `PASSIVE_LEVEL`, then applies the
     /// checks Windows applies when a system thread ends (ddi.md 13.5, errata 9).
     ///
     /// # Errors
@@ -277,7 +286,7 @@ impl Machine {
         let notify = Arc::clone(&self.inner);
         let thread = thread::spawn_system_thread(
             &inner,
-            "Machine::run thread".into(),
+            "Machine::run thread",
             Box::new(move || {
                 let value = f();
                 *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);

@@ -19,6 +19,7 @@ pub enum Object {
 
 impl Object {
     /// The object's address, as the driver sees it (`PVOID`).
+    #[must_use]
     pub fn address(&self) -> usize {
         match self {
             Self::Thread(t) => t.address(),
@@ -67,7 +68,13 @@ impl Objects {
         let handle = KERNEL_HANDLE_BIT | (inner.next_handle * 4);
         let addr = object.address();
         inner.handles.insert(handle, addr);
-        inner.objects.insert(addr, Entry { object, references: 1 });
+        inner.objects.insert(
+            addr,
+            Entry {
+                object,
+                references: 1,
+            },
+        );
         handle
     }
 
@@ -101,7 +108,11 @@ impl Objects {
     /// # Errors
     /// [`HandleError::Invalid`] when `handle` is not open.
     pub fn close(&self, handle: u64) -> Result<(), HandleError> {
-        let addr = self.lock().handles.remove(&handle).ok_or(HandleError::Invalid)?;
+        let addr = self
+            .lock()
+            .handles
+            .remove(&handle)
+            .ok_or(HandleError::Invalid)?;
         self.dereference(addr);
         Ok(())
     }

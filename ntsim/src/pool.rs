@@ -33,7 +33,13 @@ pub struct TagStats {
 pub fn tag_name(tag: u32) -> String {
     tag.to_le_bytes()
         .iter()
-        .map(|&b| if b.is_ascii_graphic() { char::from(b) } else { '.' })
+        .map(|&b| {
+            if b.is_ascii_graphic() {
+                char::from(b)
+            } else {
+                '.'
+            }
+        })
         .collect()
 }
 
@@ -197,12 +203,20 @@ pub(crate) fn allocate(
         account: account.map_or(std::ptr::null(), std::ptr::from_ref),
         size: size as u64,
         tag,
-        #[allow(clippy::cast_possible_truncation, reason = "Layout alignments are < 2^29")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "Layout alignments are < 2^29"
+        )]
         align: layout.align() as u32,
     };
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "user is 16-aligned, HEADER a multiple of 8"
+    )]
+    let slot = user.wrapping_sub(HEADER).cast::<Header>();
     // SAFETY: `offset >= HEADER` and `offset` and `user` are multiples of 16 >= align_of::<Header>(),
     // so the header slot `user - HEADER` lies inside the block, aligned, and is ours to write.
-    unsafe { user.sub(HEADER).cast::<Header>().write(header) };
+    unsafe { slot.write(header) };
     if let Some(account) = account {
         account.record_alloc(user as usize, tag, size as u64);
     }
@@ -213,10 +227,15 @@ pub(crate) fn allocate(
 ///
 /// # Safety
 /// `user` must come from [`allocate`] and not have been freed.
-unsafe fn header_of(user: *mut u8) -> Header {
+const unsafe fn header_of(user: *mut u8) -> Header {
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "user is 16-aligned, HEADER a multiple of 8"
+    )]
+    let slot = user.wrapping_sub(HEADER).cast::<Header>();
     // SAFETY: the caller guarantees `user` is a live block from `allocate`, which wrote an
     // aligned `Header` at `user - HEADER`.
-    unsafe { user.sub(HEADER).cast::<Header>().read() }
+    unsafe { slot.read() }
 }
 
 /// Why a free was refused.
@@ -264,7 +283,10 @@ pub(crate) unsafe fn free(user: *mut u8) {
     if let Some(account) = unsafe { header.account.as_ref() } {
         account.record_free(user as usize);
     }
-    #[allow(clippy::cast_possible_truncation, reason = "the size came from a usize")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "the size came from a usize"
+    )]
     let size = header.size as usize;
     if let Some((layout, offset)) = block_layout(size, header.align as usize) {
         // SAFETY: `user - offset` is the base System returned for this block (same computation

@@ -1,14 +1,14 @@
 //! Virtual processors.
 //!
-//! A context at DISPATCH_LEVEL or above owns a processor: no other context runs at or above
-//! DISPATCH_LEVEL there until it drops below, exactly as no thread is dispatched on a processor
-//! whose IRQL is raised. Below DISPATCH_LEVEL contexts float (threads at PASSIVE_LEVEL are
+//! A context at `DISPATCH_LEVEL` or above owns a processor: no other context runs at or above
+//! `DISPATCH_LEVEL` there until it drops below, exactly as no thread is dispatched on a processor
+//! whose IRQL is raised. Below `DISPATCH_LEVEL` contexts float (threads at `PASSIVE_LEVEL` are
 //! preemptible and migrate), remembering the processor they last ran on.
 //!
 //! Each processor has a DPC queue and a runner (a host thread) that, whenever the queue is not
-//! empty and the processor is free, takes the processor, drains the queue at DISPATCH_LEVEL and
+//! empty and the processor is free, takes the processor, drains the queue at `DISPATCH_LEVEL` and
 //! gives it back. So a DPC targeted at a processor never runs while another context holds that
-//! processor at DISPATCH_LEVEL.
+//! processor at `DISPATCH_LEVEL`.
 
 use std::{
     collections::VecDeque,
@@ -29,7 +29,7 @@ use crate::{
 pub struct Processor {
     /// Index (group 0).
     pub index: u32,
-    /// uid of the context holding this processor at DISPATCH_LEVEL or above; 0 when none.
+    /// uid of the context holding this processor at `DISPATCH_LEVEL` or above; 0 when none.
     owner: AtomicU64,
     /// Queued DPC objects (addresses of `KDPC`s).
     queue: Mutex<VecDeque<usize>>,
@@ -82,7 +82,9 @@ impl Processors {
                 .name(format!("ntsim-dpc-{index}"))
                 .stack_size(machine.config.stack_size)
                 .spawn(move || run_dpcs(&machine, index))
-                .unwrap_or_else(|e| panic!("ntsim: cannot start the DPC runner of CPU {index}: {e}"));
+                .unwrap_or_else(|e| {
+                    panic!("ntsim: cannot start the DPC runner of CPU {index}: {e}")
+                });
         }
     }
 
@@ -90,7 +92,7 @@ impl Processors {
         &self.cpus[index as usize]
     }
 
-    /// Takes a processor for `ctx`, which is rising to DISPATCH_LEVEL: its last processor if
+    /// Takes a processor for `ctx`, which is rising to `DISPATCH_LEVEL`: its last processor if
     /// free, else any free one; spins (yielding the host core) while all are held. A spin longer
     /// than the spin budget is the hang Windows would show as 0x133.
     pub(crate) fn take(&self, ctx: &Ctx) {
@@ -139,7 +141,11 @@ impl Processors {
         debug_assert_eq!(cpu.owner.load(Ordering::Relaxed), ctx.uid);
         cpu.owner.store(0, Ordering::Release);
         ctx.holds_cpu.set(false);
-        let has_work = !cpu.queue.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+        let has_work = !cpu
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty();
         if has_work {
             cpu.wake.notify_one();
         }
@@ -170,7 +176,10 @@ impl Processors {
         let cpu = self.cpu(index);
         let removed = {
             let mut queue = cpu.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            queue.iter().position(|&d| d == dpc).map(|i| queue.remove(i))
+            queue
+                .iter()
+                .position(|&d| d == dpc)
+                .map(|i| queue.remove(i))
         };
         if removed.is_some() {
             self.retire(index);
@@ -180,7 +189,10 @@ impl Processors {
 
     fn retire(&self, index: u32) {
         self.cpu(index).retired.fetch_add(1, Ordering::AcqRel);
-        let _guard = self.progress_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self
+            .progress_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.progress.notify_all();
     }
 
@@ -191,7 +203,10 @@ impl Processors {
             .iter()
             .map(|c| c.inserted.load(Ordering::Acquire))
             .collect();
-        let mut guard = self.progress_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self
+            .progress_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         loop {
             if machine.is_dead() {
                 drop(guard);
@@ -219,7 +234,10 @@ impl Processors {
             let _queue = cpu.queue.lock().unwrap_or_else(PoisonError::into_inner);
             cpu.wake.notify_all();
         }
-        let _guard = self.progress_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self
+            .progress_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.progress.notify_all();
     }
 }
@@ -230,7 +248,7 @@ pub(crate) fn spin_pause(ctx: &Ctx, spins: &mut u32, began: Instant, what: &str,
     *spins = spins.wrapping_add(1);
     std::hint::spin_loop();
     std::thread::yield_now();
-    if *spins % 64 == 0 {
+    if spins.is_multiple_of(64) {
         if ctx.machine.is_dead() {
             context::halt();
         }

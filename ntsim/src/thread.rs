@@ -54,7 +54,7 @@ impl ThreadObject {
         self.exited.load(Ordering::Acquire)
     }
 
-    fn header_ptr(&self) -> *mut u8 {
+    const fn header_ptr(&self) -> *mut u8 {
         self.header.get().cast()
     }
 }
@@ -62,11 +62,11 @@ impl ThreadObject {
 /// Start routine of a system thread, as ntsim runs it.
 pub type StartRoutine = Box<dyn FnOnce() + Send + 'static>;
 
-/// Creates a system thread running `start` at PASSIVE_LEVEL as driver code. `on_exit` runs on
+/// Creates a system thread running `start` at `PASSIVE_LEVEL` as driver code. `on_exit` runs on
 /// that thread after it ended cleanly. Returns `None` when the host cannot create a thread.
 pub(crate) fn spawn_system_thread(
     machine: &Arc<MachineInner>,
-    name: String,
+    name: &str,
     start: StartRoutine,
     on_exit: Option<StartRoutine>,
 ) -> Arc<ThreadObject> {
@@ -77,13 +77,16 @@ pub(crate) fn spawn_system_thread(
 /// As [`spawn_system_thread`], reporting host failure.
 pub(crate) fn try_spawn_system_thread(
     machine: &Arc<MachineInner>,
-    name: String,
+    name: &str,
     start: StartRoutine,
     on_exit: Option<StartRoutine>,
 ) -> std::io::Result<Arc<ThreadObject>> {
     let uid = machine.next_uid();
     let thread = Arc::new(ThreadObject::new(format!("{name} #{uid}")));
-    #[allow(clippy::cast_possible_truncation, reason = "modulo a processor count <= 64")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "modulo a processor count <= 64"
+    )]
     let ideal = (uid % u64::from(machine.processor_count())) as u32;
     machine.objects.thread_started();
     let object = Arc::clone(&thread);
@@ -131,7 +134,7 @@ pub(crate) fn finish(ctx: &Ctx, object: &ThreadObject) {
 }
 
 /// What Windows checks when a system thread ends (ddi.md 13.5 with errata 9):
-/// a lock still held is 0xC4/0x100A; the exit path then lowers IRQL to PASSIVE_LEVEL (a raised
+/// a lock still held is 0xC4/0x100A; the exit path then lowers IRQL to `PASSIVE_LEVEL` (a raised
 /// IRQL alone is not fatal, ntsim logs it); an unbalanced APC-disable count is 0x20.
 pub(crate) fn exit_checks(ctx: &Ctx) {
     let held = ctx.held.borrow().first().cloned();

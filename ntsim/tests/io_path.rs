@@ -1,4 +1,4 @@
-//! The I/O path with a minimal KMDF test driver: load, device interface, open, METHOD_BUFFERED
+//! The I/O path with a minimal KMDF test driver: load, device interface, open, `METHOD_BUFFERED`
 //! device control, completion (inline and from another thread), KMDF callback checks, DbgPrint,
 //! and the leak check at unload.
 
@@ -9,10 +9,10 @@ use std::ptr;
 use ntsim::{
     bugcheck::{code, verifier, wdf},
     wdk_sys::{
-        call_unsafe_wdf_function_binding, ntddk, DRIVER_OBJECT, GUID, NTSTATUS, PCUNICODE_STRING,
-        PVOID, PWDFDEVICE_INIT, UNICODE_STRING, WDFDEVICE, WDFDRIVER, WDFQUEUE, WDFREQUEST,
-        WDF_DRIVER_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_NO_HANDLE, WDF_NO_OBJECT_ATTRIBUTES,
-        _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE,
+        call_unsafe_wdf_function_binding, ntddk, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE,
+        DRIVER_OBJECT, GUID, NTSTATUS, PCUNICODE_STRING, PVOID, PWDFDEVICE_INIT, UNICODE_STRING,
+        WDFDEVICE, WDFDRIVER, WDFQUEUE, WDFREQUEST, WDF_DRIVER_CONFIG, WDF_IO_QUEUE_CONFIG,
+        WDF_NO_HANDLE, WDF_NO_OBJECT_ATTRIBUTES,
     },
     Access, HostError, Identity, IoError, Machine,
 };
@@ -24,7 +24,7 @@ const INTERFACE: GUID = GUID {
     Data4: [1, 2, 3, 4, 5, 6, 7, 8],
 };
 
-/// IOCTL function numbers of the test driver (METHOD_BUFFERED, FILE_ANY_ACCESS).
+/// IOCTL function numbers of the test driver (`METHOD_BUFFERED`, `FILE_ANY_ACCESS`).
 const fn ioctl(function: u32) -> u32 {
     (0x8000 << 16) | (function << 2)
 }
@@ -35,7 +35,10 @@ const COMPLETE_TWICE: u32 = ioctl(0x804);
 const COMPLETE_LATER: u32 = ioctl(0x805);
 const PRINT: u32 = ioctl(0x806);
 
-unsafe extern "system" fn driver_entry(driver: *mut DRIVER_OBJECT, path: PCUNICODE_STRING) -> NTSTATUS {
+unsafe extern "system" fn driver_entry(
+    driver: *mut DRIVER_OBJECT,
+    path: PCUNICODE_STRING,
+) -> NTSTATUS {
     let mut config = WDF_DRIVER_CONFIG {
         Size: u32::try_from(size_of::<WDF_DRIVER_CONFIG>()).unwrap_or(0),
         EvtDriverDeviceAdd: Some(device_add),
@@ -48,7 +51,7 @@ unsafe extern "system" fn driver_entry(driver: *mut DRIVER_OBJECT, path: PCUNICO
             driver,
             path,
             WDF_NO_OBJECT_ATTRIBUTES,
-            &mut config,
+            &raw mut config,
             WDF_NO_HANDLE.cast::<WDFDRIVER>()
         )
     }
@@ -58,13 +61,23 @@ extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -> NTSTA
     let mut device: WDFDEVICE = ptr::null_mut();
     // SAFETY: the framework's DeviceInit for this callback; a writable out handle.
     let status = unsafe {
-        call_unsafe_wdf_function_binding!(WdfDeviceCreate, &mut init, WDF_NO_OBJECT_ATTRIBUTES, &mut device)
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceCreate,
+            &raw mut init,
+            WDF_NO_OBJECT_ATTRIBUTES,
+            &raw mut device
+        )
     };
     assert_eq!(status, 0);
     assert!(init.is_null(), "WdfDeviceCreate consumes the DeviceInit");
     // SAFETY: a live device and a static GUID.
     let status = unsafe {
-        call_unsafe_wdf_function_binding!(WdfDeviceCreateDeviceInterface, device, &INTERFACE, ptr::null())
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceCreateDeviceInterface,
+            device,
+            &INTERFACE,
+            ptr::null()
+        )
     };
     assert_eq!(status, 0);
     let mut config = WDF_IO_QUEUE_CONFIG {
@@ -78,13 +91,26 @@ extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -> NTSTA
     let mut queue: WDFQUEUE = ptr::null_mut();
     // SAFETY: a live device, a sized config, a writable out handle.
     unsafe {
-        call_unsafe_wdf_function_binding!(WdfIoQueueCreate, device, &mut config, WDF_NO_OBJECT_ATTRIBUTES, &mut queue)
+        call_unsafe_wdf_function_binding!(
+            WdfIoQueueCreate,
+            device,
+            &raw mut config,
+            WDF_NO_OBJECT_ATTRIBUTES,
+            &raw mut queue
+        )
     }
 }
 
 fn complete(request: WDFREQUEST, status: NTSTATUS, information: u64) {
     // SAFETY: a live, uncompleted request (or, in COMPLETE_TWICE, deliberately not).
-    unsafe { call_unsafe_wdf_function_binding!(WdfRequestCompleteWithInformation, request, status, information) };
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfRequestCompleteWithInformation,
+            request,
+            status,
+            information
+        );
+    };
 }
 
 fn buffer(request: WDFREQUEST, output: bool) -> (PVOID, usize) {
@@ -92,10 +118,26 @@ fn buffer(request: WDFREQUEST, output: bool) -> (PVOID, usize) {
     let mut length = 0_usize;
     let status = if output {
         // SAFETY: a live request and writable out parameters.
-        unsafe { call_unsafe_wdf_function_binding!(WdfRequestRetrieveOutputBuffer, request, 1, &mut data, &mut length) }
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestRetrieveOutputBuffer,
+                request,
+                1,
+                &raw mut data,
+                &raw mut length
+            )
+        }
     } else {
         // SAFETY: as above.
-        unsafe { call_unsafe_wdf_function_binding!(WdfRequestRetrieveInputBuffer, request, 1, &mut data, &mut length) }
+        unsafe {
+            call_unsafe_wdf_function_binding!(
+                WdfRequestRetrieveInputBuffer,
+                request,
+                1,
+                &raw mut data,
+                &raw mut length
+            )
+        }
     };
     assert_eq!(status, 0);
     (data, length)
@@ -106,7 +148,13 @@ unsafe extern "C" fn complete_later(context: PVOID) {
     complete(context.cast(), 0, 0);
 }
 
-extern "C" fn device_control(_queue: WDFQUEUE, request: WDFREQUEST, out_len: usize, in_len: usize, code: u32) {
+extern "C" fn device_control(
+    _queue: WDFQUEUE,
+    request: WDFREQUEST,
+    out_len: usize,
+    in_len: usize,
+    code: u32,
+) {
     match code {
         ECHO => {
             let (input, n) = buffer(request, false);
@@ -165,7 +213,9 @@ fn loaded() -> (Machine, ntsim::FileHandle) {
     let machine = support::machine(2);
     machine.load_driver("iotest", driver_entry).expect("loads");
     assert_eq!(machine.device_interfaces(&INTERFACE).len(), 1);
-    let file = machine.open(Identity::User, Access::READ_WRITE).expect("no SDDL: anyone opens");
+    let file = machine
+        .open(Identity::User, Access::READ_WRITE)
+        .expect("no SDDL: anyone opens");
     (machine, file)
 }
 
@@ -173,14 +223,20 @@ fn loaded() -> (Machine, ntsim::FileHandle) {
 fn buffered_device_control_round_trips_and_unloads_clean() {
     let (machine, file) = loaded();
     let mut out = [0_u8; 8];
-    let n = machine.device_io_control(file, ECHO, b"hello world", &mut out).expect("echo");
+    let n = machine
+        .device_io_control(file, ECHO, b"hello world", &mut out)
+        .expect("echo");
     assert_eq!(n, 8);
     assert_eq!(&out, b"hello wo");
-    let n = machine.device_io_control(file, COMPLETE_LATER, &[], &mut []).expect("completed by a thread");
+    let n = machine
+        .device_io_control(file, COMPLETE_LATER, &[], &mut [])
+        .expect("completed by a thread");
     assert_eq!(n, 0);
     assert_eq!(
         machine.device_io_control(file, ioctl(0x9FF), &[], &mut []),
-        Err(IoError::Status(ntsim::wdk_sys::STATUS_INVALID_DEVICE_REQUEST))
+        Err(IoError::Status(
+            ntsim::wdk_sys::STATUS_INVALID_DEVICE_REQUEST
+        ))
     );
     machine.close(file);
     let report = machine.unload().expect("clean unload");
@@ -190,7 +246,9 @@ fn buffered_device_control_round_trips_and_unloads_clean() {
 #[test]
 fn dbgprint_formats_with_windows_conventions() {
     let (machine, file) = loaded();
-    machine.device_io_control(file, PRINT, &[], &mut []).expect("print");
+    machine
+        .device_io_control(file, PRINT, &[], &mut [])
+        .expect("print");
     let log = machine.debug_log();
     assert!(
         log.iter().any(|l| l
@@ -202,7 +260,9 @@ fn dbgprint_formats_with_windows_conventions() {
 #[test]
 fn pool_leaked_at_unload_is_0xc4_0x62() {
     let (machine, file) = loaded();
-    machine.device_io_control(file, LEAK, &[], &mut []).expect("leak");
+    machine
+        .device_io_control(file, LEAK, &[], &mut [])
+        .expect("leak");
     let stats = machine.pool_stats();
     let leak = stats[&u32::from_le_bytes(*b"Leak")];
     assert_eq!((leak.outstanding_blocks, leak.outstanding_bytes), (1, 100));

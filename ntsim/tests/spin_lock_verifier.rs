@@ -21,7 +21,10 @@ fn acquire_above_dispatch_is_0xc4_0x42() {
         l.acquire()
     });
     assert_eq!(b.code, code::DRIVER_VERIFIER_DETECTED_VIOLATION);
-    assert_eq!(b.params, [verifier::ACQUIRE_SPIN_LOCK_ABOVE_DISPATCH, 5, l.addr(), 0]);
+    assert_eq!(
+        b.params,
+        [verifier::ACQUIRE_SPIN_LOCK_ABOVE_DISPATCH, 5, l.addr(), 0]
+    );
     assert!(m.bugcheck().is_some(), "the machine stays dead");
     assert!(m.run(|| 1).is_err(), "a dead machine runs nothing");
 }
@@ -32,7 +35,15 @@ fn at_dpc_level_acquire_below_dispatch_is_0xc4_0x40() {
     let l = SpinLock::new();
     let b = expect_bugcheck(&m, move || l.acquire_at_dpc());
     assert_eq!(b.code, code::DRIVER_VERIFIER_DETECTED_VIOLATION);
-    assert_eq!(b.params, [verifier::ACQUIRE_AT_DPC_LEVEL_BELOW_DISPATCH, 0, l.addr(), 0]);
+    assert_eq!(
+        b.params,
+        [
+            verifier::ACQUIRE_AT_DPC_LEVEL_BELOW_DISPATCH,
+            0,
+            l.addr(),
+            0
+        ]
+    );
 }
 
 #[test]
@@ -40,7 +51,15 @@ fn from_dpc_level_release_below_dispatch_is_0xc4_0x41() {
     let m = machine(4);
     let l = SpinLock::new();
     let b = expect_bugcheck(&m, move || l.release_from_dpc());
-    assert_eq!(b.params, [verifier::RELEASE_FROM_DPC_LEVEL_BELOW_DISPATCH, 0, l.addr(), 0]);
+    assert_eq!(
+        b.params,
+        [
+            verifier::RELEASE_FROM_DPC_LEVEL_BELOW_DISPATCH,
+            0,
+            l.addr(),
+            0
+        ]
+    );
 }
 
 #[test]
@@ -71,20 +90,23 @@ fn release_at_passive_is_0xc4_0x32() {
     let m = machine(4);
     let l = SpinLock::new();
     let b = expect_bugcheck(&m, move || l.release(0));
-    assert_eq!(b.params, [verifier::RELEASE_SPIN_LOCK_BAD_IRQL, 0, l.addr(), 0]);
+    assert_eq!(
+        b.params,
+        [verifier::RELEASE_SPIN_LOCK_BAD_IRQL, 0, l.addr(), 0]
+    );
 }
 
 #[test]
 fn release_by_another_thread_is_0xc4_0x1004() {
-    let m = machine(4);
-    let l = SpinLock::new();
     // A DPC takes the lock and keeps it; this thread then releases it.
     unsafe extern "C" fn take(_: *mut KDPC, context: PVOID, _: PVOID, _: PVOID) {
         SpinLock::from_addr(context as usize).acquire_at_dpc();
         support::stall(200_000);
     }
+    let m = machine(4);
+    let l = SpinLock::new();
     let b = expect_bugcheck(&m, move || {
-        let dpc = Dpc::new(take, l.addr() as usize);
+        let dpc = Dpc::new(take, l.context());
         assert!(dpc.insert());
         std::thread::sleep(Duration::from_millis(50));
         raise(2);
@@ -102,7 +124,10 @@ fn release_with_another_irql_than_saved_is_rule_0x20015() {
         assert_eq!(l.acquire(), 0);
         l.release(1);
     });
-    assert_eq!(b.params, [verifier::RULE_IRQL_KE_RELEASE_SPIN_LOCK, l.addr(), 1, 0]);
+    assert_eq!(
+        b.params,
+        [verifier::RULE_IRQL_KE_RELEASE_SPIN_LOCK, l.addr(), 1, 0]
+    );
 }
 
 #[test]
@@ -137,7 +162,15 @@ fn out_of_order_release_of_raising_acquires_is_0xc4_0x1003() {
         second.acquire();
         first.release(old);
     });
-    assert_eq!(b.params, [verifier::RELEASED_OUT_OF_ORDER, first.addr(), second.addr(), 0]);
+    assert_eq!(
+        b.params,
+        [
+            verifier::RELEASED_OUT_OF_ORDER,
+            first.addr(),
+            second.addr(),
+            0
+        ]
+    );
 }
 
 #[test]
@@ -189,16 +222,16 @@ fn system_thread_ending_at_raised_irql_is_lowered_not_fatal() {
 
 #[test]
 fn a_spin_lock_held_forever_ends_in_0x133_naming_the_holder() {
-    let m = machine(4);
-    let l = SpinLock::new();
     unsafe extern "C" fn hog(context: PVOID) {
         SpinLock::from_addr(context as usize).acquire();
         loop {
             support::stall(100);
         }
     }
+    let m = machine(4);
+    let l = SpinLock::new();
     let b = expect_bugcheck(&m, move || {
-        let _thread = support::spawn(hog, l.addr() as usize);
+        let _thread = support::spawn(hog, l.context());
         std::thread::sleep(Duration::from_millis(50));
         l.acquire()
     });
@@ -247,7 +280,7 @@ fn dpc_lowering_below_dispatch_is_0xc4_0x31_with_p4_1() {
 #[test]
 fn dpc_returning_with_a_spin_lock_held_is_0x133() {
     let l = SpinLock::new();
-    let b = run_dpc(dpc_keeps_lock, l.addr() as usize);
+    let b = run_dpc(dpc_keeps_lock, l.context());
     assert_eq!(b.code, code::DPC_WATCHDOG_VIOLATION);
     assert_eq!(b.params, [0, l.addr(), 0, 0]);
 }

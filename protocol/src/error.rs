@@ -76,26 +76,37 @@ impl RequestError {
 
 impl core::fmt::Display for RequestError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        use crate::limits::{MAX_DURATION_MS, MAX_HOLD_US, MAX_ITERATIONS, MAX_THREADS, MIN_ITERATIONS};
+        use crate::limits::{
+            MAX_DURATION_MS, MAX_HOLD_US, MAX_ITERATIONS, MAX_THREADS, MIN_ITERATIONS,
+        };
         match *self {
             Self::InputTooSmall { needed, got } => {
                 write!(f, "input buffer is {got} bytes, the request needs {needed}")
             }
             Self::OutputTooSmall { needed, got } => {
-                write!(f, "output buffer is {got} bytes, the response needs {needed}")
+                write!(
+                    f,
+                    "output buffer is {got} bytes, the response needs {needed}"
+                )
             }
             Self::SizeMismatch { expected, got } => {
                 write!(f, "header size is {got}, this request is {expected} bytes")
             }
             Self::AbiVersion { expected, got } => {
-                write!(f, "ABI version {got} is not supported (this side speaks {expected})")
+                write!(
+                    f,
+                    "ABI version {got} is not supported (this side speaks {expected})"
+                )
             }
             Self::UnknownPrimitive(id) => write!(f, "unknown primitive id {id}"),
             Self::UnknownFlags(bits) => write!(f, "unknown flag bits {bits:#x}"),
             Self::ThreadsOutOfRange(n) => write!(f, "threads = {n}, allowed 0..={MAX_THREADS}"),
             Self::NoWorkers => f.write_str("no workers: ask for at least one thread or for DPCs"),
             Self::IterationsOutOfRange(n) => {
-                write!(f, "iterations = {n}, allowed {MIN_ITERATIONS}..={MAX_ITERATIONS}")
+                write!(
+                    f,
+                    "iterations = {n}, allowed {MIN_ITERATIONS}..={MAX_ITERATIONS}"
+                )
             }
             Self::DurationOutOfRange(n) => {
                 write!(f, "duration = {n} ms, allowed 0..={MAX_DURATION_MS}")

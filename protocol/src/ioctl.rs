@@ -9,7 +9,7 @@ pub const FILE_READ_ACCESS: u32 = 1;
 /// `FILE_WRITE_ACCESS`: the handle must have been opened for writing.
 pub const FILE_WRITE_ACCESS: u32 = 2;
 
-/// Device type of SyncLab's IOCTLs (vendor range 0x8000-0xFFFF).
+/// Device type of `SyncLab`'s IOCTLs (vendor range 0x8000-0xFFFF).
 pub const FILE_DEVICE_SYNCLAB: u32 = 0x8A11;
 
 /// The WDK's `CTL_CODE(DeviceType, Function, Method, Access)`.
@@ -38,8 +38,12 @@ pub const fn device_type(code: u32) -> u32 {
 
 /// Reports the driver's ABI and version, the processor count, the timestamp frequency and which
 /// kernel it runs on. Input: [`crate::wire::InfoRequest`]; output: [`crate::wire::InfoResponse`].
-pub const IOCTL_SYNCLAB_GET_INFO: u32 =
-    ctl_code(FILE_DEVICE_SYNCLAB, 0x800, METHOD_BUFFERED, FILE_READ_ACCESS);
+pub const IOCTL_SYNCLAB_GET_INFO: u32 = ctl_code(
+    FILE_DEVICE_SYNCLAB,
+    0x800,
+    METHOD_BUFFERED,
+    FILE_READ_ACCESS,
+);
 
 /// Runs a stress test of one primitive. Runs work, so it requires write access.
 /// Input: [`crate::wire::StressRequest`]; output: [`crate::wire::StressResponse`].
@@ -57,11 +61,20 @@ mod tests {
     #[test]
     fn ctl_code_matches_the_wdk_macro() {
         // IOCTL_DISK_GET_DRIVE_GEOMETRY = CTL_CODE(0x7, 0, METHOD_BUFFERED, FILE_ANY_ACCESS).
-        assert_eq!(ctl_code(0x7, 0, METHOD_BUFFERED, FILE_ANY_ACCESS), 0x0007_0000);
+        assert_eq!(
+            ctl_code(0x7, 0, METHOD_BUFFERED, FILE_ANY_ACCESS),
+            0x0007_0000
+        );
         // FSCTL_LOCK_VOLUME = CTL_CODE(0x9, 6, METHOD_BUFFERED, FILE_ANY_ACCESS).
-        assert_eq!(ctl_code(0x9, 6, METHOD_BUFFERED, FILE_ANY_ACCESS), 0x0009_0018);
+        assert_eq!(
+            ctl_code(0x9, 6, METHOD_BUFFERED, FILE_ANY_ACCESS),
+            0x0009_0018
+        );
         // IOCTL_STORAGE_EJECT_MEDIA = CTL_CODE(0x2D, 0x202, METHOD_BUFFERED, FILE_READ_ACCESS).
-        assert_eq!(ctl_code(0x2D, 0x202, METHOD_BUFFERED, FILE_READ_ACCESS), 0x002D_4808);
+        assert_eq!(
+            ctl_code(0x2D, 0x202, METHOD_BUFFERED, FILE_READ_ACCESS),
+            0x002D_4808
+        );
     }
 
     #[test]
@@ -70,7 +83,13 @@ mod tests {
             assert_eq!(method(code), METHOD_BUFFERED);
             assert_eq!(device_type(code), FILE_DEVICE_SYNCLAB);
         }
-        assert_ne!(required_access(IOCTL_SYNCLAB_RUN_STRESS) & FILE_WRITE_ACCESS, 0);
-        assert_eq!(required_access(IOCTL_SYNCLAB_GET_INFO) & FILE_WRITE_ACCESS, 0);
+        assert_ne!(
+            required_access(IOCTL_SYNCLAB_RUN_STRESS) & FILE_WRITE_ACCESS,
+            0
+        );
+        assert_eq!(
+            required_access(IOCTL_SYNCLAB_GET_INFO) & FILE_WRITE_ACCESS,
+            0
+        );
     }
 }

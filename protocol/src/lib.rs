@@ -1,7 +1,7 @@
 //! # Abstract
 //!
-//! The IOCTL ABI between the SyncLab driver and its client. It is `no_std` and has no `unsafe`,
-//! so the driver (kernel, no_std) and the client (user mode, std) compile the very same
+//! The IOCTL ABI between the `SyncLab` driver and its client. It is `no_std` and has no `unsafe`,
+//! so the driver (kernel, `no_std`) and the client (user mode, std) compile the very same
 //! definitions.
 //!
 //! - [`ioctl`]: a `const fn` [`ioctl::ctl_code`] and the IOCTL codes (all `METHOD_BUFFERED`;
@@ -68,7 +68,7 @@ pub const DEVICE_INTERFACE_GUID: Guid = Guid {
     data4: [0x94, 0x76, 0x8B, 0x15, 0xCB, 0x9C, 0xE1, 0xD8],
 };
 
-/// Hardware ID of the root-enumerated SyncLab device (as in `inf/synclab.inx`).
+/// Hardware ID of the root-enumerated `SyncLab` device (as in `inf/synclab.inx`).
 pub const HARDWARE_ID: &str = "Root\\SyncLab";
 
 /// Version of the driver and client, reported by `IOCTL_SYNCLAB_GET_INFO`.

@@ -7,7 +7,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Primitive {
-    /// Executive spin lock (`KSPIN_LOCK`): `KeAcquireSpinLockRaiseToDpc` from PASSIVE_LEVEL
+    /// Executive spin lock (`KSPIN_LOCK`): `KeAcquireSpinLockRaiseToDpc` from `PASSIVE_LEVEL`
     /// threads, `KeAcquireSpinLockAtDpcLevel` from DPCs.
     SpinLock = 1,
 }

@@ -26,7 +26,10 @@ impl Header {
     /// The header of a `T`.
     #[must_use]
     pub const fn of<T>() -> Self {
-        #[allow(clippy::cast_possible_truncation, reason = "every wire type is far below 4 GiB")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "every wire type is far below 4 GiB"
+        )]
         let size = core::mem::size_of::<T>() as u32;
         Self {
             abi_version: ABI_VERSION,
@@ -34,7 +37,7 @@ impl Header {
         }
     }
 
-    fn check<T>(self) -> Result<(), RequestError> {
+    const fn check<T>(self) -> Result<(), RequestError> {
         let expected = Self::of::<T>();
         if self.abi_version != ABI_VERSION {
             return Err(RequestError::AbiVersion {
@@ -152,7 +155,7 @@ pub struct InfoResponse {
     pub timestamp_frequency: u64,
 }
 
-/// Stress-request flag: also run one DPC worker per processor at DISPATCH_LEVEL.
+/// Stress-request flag: also run one DPC worker per processor at `DISPATCH_LEVEL`.
 pub const FLAG_DPC: u32 = 0x1;
 /// Stress-request flag: use the deliberately broken variant of the lock, which does not
 /// exclude; the run must end in FAILURE.
@@ -170,7 +173,7 @@ pub struct StressRequest {
     pub primitive: u32,
     /// [`FLAG_DPC`], [`FLAG_BUSTED`].
     pub flags: u32,
-    /// PASSIVE_LEVEL worker threads, `0..=MAX_THREADS`.
+    /// `PASSIVE_LEVEL` worker threads, `0..=MAX_THREADS`.
     pub threads: u32,
     /// Acquisitions per worker, `MIN_ITERATIONS..=MAX_ITERATIONS`.
     pub iterations: u32,
@@ -247,14 +250,16 @@ impl StressRequest {
 
 /// What kind of context a worker ran in.
 pub mod worker_kind {
-    /// A system thread at PASSIVE_LEVEL that raises to take the lock.
+    /// A system thread at `PASSIVE_LEVEL` that raises to take the lock.
     pub const THREAD: u32 = 1;
-    /// A DPC at DISPATCH_LEVEL.
+    /// A DPC at `DISPATCH_LEVEL`.
     pub const DPC: u32 = 2;
 }
 
 /// One worker's figures.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub struct WorkerStats {
     /// [`worker_kind::THREAD`] or [`worker_kind::DPC`].
@@ -265,7 +270,7 @@ pub struct WorkerStats {
     pub acquisitions: u64,
     /// Times the owner flag was already set on entry: another worker was inside.
     pub exclusion_violations: u64,
-    /// Times the IRQL inside the lock was not DISPATCH_LEVEL.
+    /// Times the IRQL inside the lock was not `DISPATCH_LEVEL`.
     pub irql_violations: u64,
     /// Times the IRQL after release was not the IRQL before acquire.
     pub restore_violations: u64,
@@ -373,7 +378,8 @@ const _: () = assert!(core::mem::size_of::<InfoRequest>() == 8);
 const _: () = assert!(core::mem::size_of::<InfoResponse>() == 56);
 const _: () = assert!(core::mem::size_of::<StressRequest>() == 40);
 const _: () = assert!(core::mem::size_of::<WorkerStats>() == 48);
-const _: () = assert!(core::mem::size_of::<StressResponse>() == 8 + 40 + 16 + 56 + 48 * MAX_WORKERS);
+const _: () =
+    assert!(core::mem::size_of::<StressResponse>() == 8 + 40 + 16 + 56 + 48 * MAX_WORKERS);
 
 #[cfg(test)]
 mod tests {
@@ -395,7 +401,13 @@ mod tests {
     fn short_buffer_is_buffer_too_small() {
         let r = StressRequest::new(Primitive::SpinLock, 8, 1000);
         let err = StressRequest::parse(&bytes(&r)[..20]).unwrap_err();
-        assert_eq!(err, RequestError::InputTooSmall { needed: 40, got: 20 });
+        assert_eq!(
+            err,
+            RequestError::InputTooSmall {
+                needed: 40,
+                got: 20
+            }
+        );
         assert_eq!(err.ntstatus(), STATUS_BUFFER_TOO_SMALL);
     }
 
@@ -417,9 +429,13 @@ mod tests {
 
     #[test]
     fn each_range_is_checked() {
+        type Case = (fn(&mut StressRequest), RequestError);
         let base = StressRequest::new(Primitive::SpinLock, 8, 1000);
-        let cases: [(fn(&mut StressRequest), RequestError); 8] = [
-            (|r| r.threads = MAX_THREADS + 1, RequestError::ThreadsOutOfRange(MAX_THREADS + 1)),
+        let cases: [Case; 8] = [
+            (
+                |r| r.threads = MAX_THREADS + 1,
+                RequestError::ThreadsOutOfRange(MAX_THREADS + 1),
+            ),
             (|r| r.threads = 0, RequestError::NoWorkers),
             (|r| r.iterations = 0, RequestError::IterationsOutOfRange(0)),
             (
@@ -430,7 +446,10 @@ mod tests {
                 |r| r.duration_ms = MAX_DURATION_MS + 1,
                 RequestError::DurationOutOfRange(MAX_DURATION_MS + 1),
             ),
-            (|r| r.hold_us = MAX_HOLD_US + 1, RequestError::HoldOutOfRange(MAX_HOLD_US + 1)),
+            (
+                |r| r.hold_us = MAX_HOLD_US + 1,
+                RequestError::HoldOutOfRange(MAX_HOLD_US + 1),
+            ),
             (|r| r.primitive = 77, RequestError::UnknownPrimitive(77)),
             (|r| r.flags = 0x80, RequestError::UnknownFlags(0x80)),
         ];
@@ -454,8 +473,14 @@ mod tests {
         let errors = [
             RequestError::InputTooSmall { needed: 1, got: 0 },
             RequestError::OutputTooSmall { needed: 1, got: 0 },
-            RequestError::SizeMismatch { expected: 1, got: 0 },
-            RequestError::AbiVersion { expected: 1, got: 0 },
+            RequestError::SizeMismatch {
+                expected: 1,
+                got: 0,
+            },
+            RequestError::AbiVersion {
+                expected: 1,
+                got: 0,
+            },
             RequestError::UnknownPrimitive(0),
             RequestError::UnknownFlags(4),
             RequestError::ThreadsOutOfRange(65),
@@ -476,7 +501,10 @@ mod tests {
         assert!(check_output::<StressResponse>(core::mem::size_of::<StressResponse>()).is_ok());
         assert_eq!(
             check_output::<InfoResponse>(10),
-            Err(RequestError::OutputTooSmall { needed: 56, got: 10 })
+            Err(RequestError::OutputTooSmall {
+                needed: 56,
+                got: 10
+            })
         );
     }
 }

@@ -12,14 +12,14 @@ pub struct HostDevice {
     trace: bool,
 }
 
-fn host_error(error: HostError) -> DeviceError {
+fn host_error(error: &HostError) -> DeviceError {
     DeviceError::BugCheck(error.to_string())
 }
 
 fn io_error(error: IoError) -> DeviceError {
     match error {
         IoError::Status(status) => DeviceError::Status(status),
-        IoError::Host(e) => host_error(e),
+        IoError::Host(e) => host_error(&e),
         IoError::Usage(text) => DeviceError::NotFound(text.to_owned()),
     }
 }
@@ -79,7 +79,9 @@ impl Device for HostDevice {
     }
 
     fn ioctl(&mut self, code: u32, input: &[u8], output: &mut [u8]) -> Result<usize, DeviceError> {
-        let result = self.machine.device_io_control(self.file, code, input, output);
+        let result = self
+            .machine
+            .device_io_control(self.file, code, input, output);
         if result.is_err() {
             dump_trace(&self.machine, self.trace);
         }

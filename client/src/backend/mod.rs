@@ -9,12 +9,19 @@ pub mod windows;
 
 /// Why an IOCTL did not return data.
 #[derive(Debug, thiserror::Error)]
+#[cfg_attr(
+    windows,
+    allow(dead_code, reason = "Status and BugCheck come from the host backend")
+)]
 pub enum DeviceError {
     /// The driver completed the request with an error status.
     #[error("the driver failed the request with {}", status_text(*.0))]
     Status(NtStatus),
     /// A Win32 call failed (Windows backend).
-    #[cfg_attr(not(windows), allow(dead_code, reason = "built by the Windows backend only"))]
+    #[cfg_attr(
+        not(windows),
+        allow(dead_code, reason = "built by the Windows backend only")
+    )]
     #[error("{call} failed: Win32 error {code}: {message}")]
     Win32 {
         /// The API that failed.
@@ -36,7 +43,10 @@ pub enum DeviceError {
 #[must_use]
 pub fn status_text(value: NtStatus) -> String {
     let bits = u32::from_ne_bytes(value.to_ne_bytes());
-    status::name(value).map_or_else(|| format!("NTSTATUS {bits:#010X}"), |n| format!("{n} ({bits:#010X})"))
+    status::name(value).map_or_else(
+        || format!("NTSTATUS {bits:#010X}"),
+        |n| format!("{n} ({bits:#010X})"),
+    )
 }
 
 /// An open SyncLab device.

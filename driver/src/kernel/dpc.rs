@@ -32,22 +32,30 @@ impl Dpc {
     /// queued.
     ///
     /// # Errors
-    /// STATUS_INVALID_PARAMETER when the processor does not exist.
+    /// `STATUS_INVALID_PARAMETER` when the processor does not exist.
     ///
     /// # Safety
     /// `self` must not move or be freed until every queued run has finished, and `context` must
     /// stay valid for `routine` until then.
-    pub unsafe fn init(&self, routine: Routine, context: PVOID, index: u32) -> Result<(), NTSTATUS> {
+    pub unsafe fn init(
+        &self,
+        routine: Routine,
+        context: PVOID,
+        index: u32,
+    ) -> Result<(), NTSTATUS> {
         // SAFETY: the KDPC is ours, not queued, and pinned per this function's contract.
         unsafe { wdk_sys::ntddk::KeInitializeDpc(self.object.get(), Some(routine), context) };
         let mut number = PROCESSOR_NUMBER::default();
         // SAFETY: `number` is writable; callable at any IRQL.
-        let status = unsafe { wdk_sys::ntddk::KeGetProcessorNumberFromIndex(index, &mut number) };
+        let status =
+            unsafe { wdk_sys::ntddk::KeGetProcessorNumberFromIndex(index, &raw mut number) };
         if !wdk_sys::NT_SUCCESS(status) {
             return Err(status);
         }
         // SAFETY: the KDPC is initialised and not queued; `number` is a valid processor number.
-        let status = unsafe { wdk_sys::ntddk::KeSetTargetProcessorDpcEx(self.object.get(), &mut number) };
+        let status = unsafe {
+            wdk_sys::ntddk::KeSetTargetProcessorDpcEx(self.object.get(), &raw mut number)
+        };
         if wdk_sys::NT_SUCCESS(status) {
             Ok(())
         } else {
@@ -59,13 +67,16 @@ impl Dpc {
     pub fn queue(&self) -> bool {
         // SAFETY: the KDPC was initialised by `init` (contract of the owner) and is pinned.
         unsafe {
-            wdk_sys::ntddk::KeInsertQueueDpc(self.object.get(), core::ptr::null_mut(), core::ptr::null_mut())
-                != 0
+            wdk_sys::ntddk::KeInsertQueueDpc(
+                self.object.get(),
+                core::ptr::null_mut(),
+                core::ptr::null_mut(),
+            ) != 0
         }
     }
 }
 
-/// Waits until every DPC queued so far, on every processor, has run. PASSIVE_LEVEL.
+/// Waits until every DPC queued so far, on every processor, has run. `PASSIVE_LEVEL`.
 pub fn flush() {
     // SAFETY: no preconditions beyond IRQL, which is this function's contract.
     unsafe { wdk_sys::ntddk::KeFlushQueuedDpcs() };

@@ -15,7 +15,7 @@ pub fn current() -> KIRQL {
     unsafe { wdk_sys::ntddk::KeGetCurrentIrql() }
 }
 
-/// Proof that the code holding it runs at DISPATCH_LEVEL in a DPC routine: the only way to
+/// Proof that the code holding it runs at `DISPATCH_LEVEL` in a DPC routine: the only way to
 /// reach the `…AtDpcLevel` acquires of [`crate::sync`].
 pub struct AtDispatch<'a> {
     _not_send: PhantomData<*mut &'a ()>,
@@ -26,7 +26,7 @@ impl AtDispatch<'_> {
     ///
     /// # Safety
     /// Only a DPC routine (`KDEFERRED_ROUTINE`) may create it, for the duration of its call:
-    /// the kernel runs those at DISPATCH_LEVEL.
+    /// the kernel runs those at `DISPATCH_LEVEL`.
     #[must_use]
     pub const unsafe fn in_dpc_routine() -> Self {
         Self {

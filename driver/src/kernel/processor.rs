@@ -3,13 +3,16 @@
 /// Active processors in all groups. Any IRQL.
 #[must_use]
 pub fn count() -> u32 {
-    #[allow(clippy::cast_possible_truncation, reason = "ALL_PROCESSOR_GROUPS is 0xFFFF")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "ALL_PROCESSOR_GROUPS is 0xFFFF"
+    )]
     let all = wdk_sys::ALL_PROCESSOR_GROUPS as u16;
     // SAFETY: no preconditions; callable at any IRQL.
     unsafe { wdk_sys::ntddk::KeQueryActiveProcessorCountEx(all) }
 }
 
-/// The system-wide index of the current processor. Any IRQL (meaningful at DISPATCH_LEVEL).
+/// The system-wide index of the current processor. Any IRQL (meaningful at `DISPATCH_LEVEL`).
 #[must_use]
 pub fn current() -> u32 {
     // SAFETY: a null out-pointer is allowed; callable at any IRQL.

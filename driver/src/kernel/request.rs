@@ -1,5 +1,5 @@
 //! WDF request helpers: typed input parsed with zerocopy, typed output copied as bytes, and
-//! completion. IRQL <= DISPATCH_LEVEL.
+//! completion. IRQL <= `DISPATCH_LEVEL`.
 
 use core::ptr;
 
@@ -9,7 +9,7 @@ use zerocopy::{Immutable, IntoBytes};
 /// The request's input buffer as bytes, for `parse` to read a copy of a `T` from.
 ///
 /// # Errors
-/// STATUS_BUFFER_TOO_SMALL (input shorter than `T`) or the framework's status.
+/// `STATUS_BUFFER_TOO_SMALL` (input shorter than `T`) or the framework's status.
 pub fn read_input<T>(
     request: WDFREQUEST,
     parse: impl FnOnce(&[u8]) -> Result<T, NTSTATUS>,
@@ -23,8 +23,8 @@ pub fn read_input<T>(
             WdfRequestRetrieveInputBuffer,
             request,
             core::mem::size_of::<T>(),
-            &mut buffer,
-            &mut length
+            &raw mut buffer,
+            &raw mut length
         )
     };
     if !wdk_sys::NT_SUCCESS(status) {
@@ -40,8 +40,11 @@ pub fn read_input<T>(
 /// Copies `value` into the request's output buffer; returns the bytes written.
 ///
 /// # Errors
-/// STATUS_BUFFER_TOO_SMALL (output shorter than `T`) or the framework's status.
-pub fn write_output<T: IntoBytes + Immutable>(request: WDFREQUEST, value: &T) -> Result<usize, NTSTATUS> {
+/// `STATUS_BUFFER_TOO_SMALL` (output shorter than `T`) or the framework's status.
+pub fn write_output<T: IntoBytes + Immutable>(
+    request: WDFREQUEST,
+    value: &T,
+) -> Result<usize, NTSTATUS> {
     let bytes = value.as_bytes();
     let mut buffer: PVOID = ptr::null_mut();
     let mut length: usize = 0;
@@ -51,8 +54,8 @@ pub fn write_output<T: IntoBytes + Immutable>(request: WDFREQUEST, value: &T) ->
             WdfRequestRetrieveOutputBuffer,
             request,
             bytes.len(),
-            &mut buffer,
-            &mut length
+            &raw mut buffer,
+            &raw mut length
         )
     };
     if !wdk_sys::NT_SUCCESS(status) {

@@ -12,8 +12,8 @@ pub struct SystemThread {
 }
 
 impl SystemThread {
-    /// Starts `routine(context)` in a new system thread at PASSIVE_LEVEL.
-    /// IRQL: PASSIVE_LEVEL.
+    /// Starts `routine(context)` in a new system thread at `PASSIVE_LEVEL`.
+    /// IRQL: `PASSIVE_LEVEL`.
     ///
     /// # Errors
     /// The NTSTATUS of `PsCreateSystemThread` or `ObReferenceObjectByHandle`.
@@ -31,7 +31,7 @@ impl SystemThread {
         // is this function's contract.
         let status = unsafe {
             wdk_sys::ntddk::PsCreateSystemThread(
-                &mut handle,
+                &raw mut handle,
                 wdk_sys::THREAD_ALL_ACCESS,
                 ptr::null_mut(),
                 ptr::null_mut(),
@@ -44,9 +44,11 @@ impl SystemThread {
             return Err(status);
         }
         let mut object: PVOID = ptr::null_mut();
-        // SAFETY: reading the exported object-type pointer PsThreadType, valid for the life
-        // of the kernel.
-        let thread_type = unsafe { *wdk_sys::PsThreadType };
+        // SAFETY: reading the kernel's exported `PsThreadType` variable, which is set before
+        // drivers load and never written afterwards.
+        let thread_type_ptr = unsafe { wdk_sys::PsThreadType };
+        // SAFETY: `PsThreadType` points to the thread object type, valid for the kernel's life.
+        let thread_type = unsafe { *thread_type_ptr };
         #[allow(clippy::cast_possible_truncation, reason = "KernelMode is 0")]
         let mode = wdk_sys::_MODE::KernelMode as wdk_sys::KPROCESSOR_MODE;
         // SAFETY: `handle` is the kernel handle just created; `object` is writable.
@@ -56,7 +58,7 @@ impl SystemThread {
                 wdk_sys::SYNCHRONIZE,
                 thread_type,
                 mode,
-                &mut object,
+                &raw mut object,
                 ptr::null_mut(),
             )
         };
@@ -70,7 +72,7 @@ impl SystemThread {
         }
     }
 
-    /// Waits for the thread to end. IRQL: PASSIVE_LEVEL.
+    /// Waits for the thread to end. IRQL: `PASSIVE_LEVEL`.
     pub fn join(self) {
         drop(self);
     }

@@ -16,7 +16,7 @@ pub fn ticks() -> i64 {
 pub fn frequency() -> i64 {
     let mut frequency = LARGE_INTEGER::default();
     // SAFETY: `frequency` is a live, writable LARGE_INTEGER; callable at any IRQL.
-    let _ = unsafe { wdk_sys::ntddk::KeQueryPerformanceCounter(&mut frequency) };
+    let _ = unsafe { wdk_sys::ntddk::KeQueryPerformanceCounter(&raw mut frequency) };
     // SAFETY: every bit pattern of the union is a valid i64.
     unsafe { frequency.QuadPart }
 }
@@ -29,7 +29,7 @@ pub fn ticks_to_ns(ticks: i64, frequency: i64) -> u64 {
     u64::try_from(ticks * 1_000_000_000 / frequency).unwrap_or(u64::MAX)
 }
 
-/// Sleeps at least `milliseconds`. IRQL <= APC_LEVEL; never from a DPC.
+/// Sleeps at least `milliseconds`. IRQL <= `APC_LEVEL`; never from a DPC.
 pub fn sleep_ms(milliseconds: u32) {
     let mut interval = LARGE_INTEGER {
         QuadPart: -(i64::from(milliseconds) * 10_000),
@@ -39,5 +39,5 @@ pub fn sleep_ms(milliseconds: u32) {
     // SAFETY: a relative interval in a live LARGE_INTEGER; callers run at IRQL <= APC_LEVEL in
     // a thread context (this function's contract). A non-alertable kernel-mode delay only
     // returns STATUS_SUCCESS.
-    let _ = unsafe { wdk_sys::ntddk::KeDelayExecutionThread(mode, 0, &mut interval) };
+    let _ = unsafe { wdk_sys::ntddk::KeDelayExecutionThread(mode, 0, &raw mut interval) };
 }

@@ -50,7 +50,7 @@ struct Slot<L> {
 unsafe impl<L: Sync> Sync for Slot<L> {}
 
 impl<L: TortureOps> Run<L> {
-    fn ops(&self) -> Pin<&L> {
+    const fn ops(&self) -> Pin<&L> {
         // SAFETY: a Run is only ever reached through the Pin<Box<Run>> created in `run`, so
         // its `ops` field never moves.
         unsafe { Pin::new_unchecked(&self.ops) }
@@ -87,7 +87,7 @@ impl<L: TortureOps> Run<L> {
     }
 }
 
-/// Start routine of a worker thread. PASSIVE_LEVEL.
+/// Start routine of a worker thread. `PASSIVE_LEVEL`.
 unsafe extern "C" fn thread_worker<L: TortureOps>(context: PVOID) {
     // SAFETY: `context` is the address of this worker's Slot, which outlives the thread (the
     // run joins every thread before freeing the slots).
@@ -118,9 +118,14 @@ unsafe extern "C" fn thread_worker<L: TortureOps>(context: PVOID) {
     }
 }
 
-/// Routine of a DPC worker: at most DPC_BATCH acquisitions per run, then it queues itself
-/// again until its quota is done. DISPATCH_LEVEL.
-unsafe extern "C" fn dpc_worker<L: TortureOps>(_dpc: *mut KDPC, context: PVOID, _a1: PVOID, _a2: PVOID) {
+/// Routine of a DPC worker: at most `DPC_BATCH` acquisitions per run, then it queues itself
+/// again until its quota is done. `DISPATCH_LEVEL`.
+unsafe extern "C" fn dpc_worker<L: TortureOps>(
+    _dpc: *mut KDPC,
+    context: PVOID,
+    _a1: PVOID,
+    _a2: PVOID,
+) {
     // SAFETY: this is a DPC routine, which the kernel runs at DISPATCH_LEVEL.
     let at = unsafe { AtDispatch::in_dpc_routine() };
     // SAFETY: `context` is this worker's Slot; the run waits for every DPC worker to finish
@@ -129,7 +134,9 @@ unsafe extern "C" fn dpc_worker<L: TortureOps>(_dpc: *mut KDPC, context: PVOID, 
     // SAFETY: the Run outlives the slot.
     let run = unsafe { &*slot.run };
     // SAFETY: runs of one DPC object never overlap, so this run is the only one touching them.
-    let (stats, remaining) = unsafe { (&mut *slot.stats.get(), &mut *slot.remaining.get()) };
+    let stats = unsafe { &mut *slot.stats.get() };
+    // SAFETY: as above.
+    let remaining = unsafe { &mut *slot.remaining.get() };
     stats.kind = worker_kind::DPC;
     stats.processor = processor::current();
     let frequency = time::frequency();
@@ -155,13 +162,47 @@ unsafe extern "C" fn dpc_worker<L: TortureOps>(_dpc: *mut KDPC, context: PVOID, 
     }
 }
 
-/// Runs one stress test of `L`. PASSIVE_LEVEL.
+/// Starts the worker threads; on failure stops and joins those already started.
+fn spawn_threads<L: TortureOps>(
+    run: &Run<L>,
+    count: u32,
+    slot_ptr: impl Fn(u32) -> PVOID,
+) -> Result<Vec<SystemThread>, NTSTATUS> {
+    let mut threads = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        // SAFETY: the slot (and the run it points to) outlive the thread: the caller joins
+        // every thread (or aborts, which joins them) before freeing the slots and the run.
+        match unsafe { SystemThread::spawn(thread_worker::<L>, slot_ptr(i)) } {
+            Ok(thread) => threads.push(thread),
+            Err(status) => {
+                abort(run, threads);
+                return Err(status);
+            }
+        }
+    }
+    Ok(threads)
+}
+
+/// Makes started workers stop at once and joins them (a setup step failed).
+fn abort<L>(run: &Run<L>, threads: Vec<SystemThread>) {
+    run.stop_at.store(i64::MIN, Ordering::Relaxed);
+    run.go.store(true, Ordering::Release);
+    for thread in threads {
+        thread.join();
+    }
+}
+
+/// Runs one stress test of `L`. `PASSIVE_LEVEL`.
 pub fn run<L: TortureOps>(request: &StressRequest) -> Result<Box<StressResponse>, NTSTATUS> {
     let processors = processor::count();
     let dpc_workers = if request.flags & FLAG_DPC == 0 {
         0
     } else {
-        let cap = if request.max_processors == 0 { processors } else { request.max_processors };
+        let cap = if request.max_processors == 0 {
+            processors
+        } else {
+            request.max_processors
+        };
         processors.min(cap).min(MAX_DPC_WORKERS)
     };
     wdk::println!(
@@ -182,7 +223,7 @@ pub fn run<L: TortureOps>(request: &StressRequest) -> Result<Box<StressResponse>
         dpcs_left: AtomicU32::new(0),
     });
     run.as_ref().ops().init();
-    let run_ptr: *const Run<L> = &*run;
+    let run_ptr: *const Run<L> = &raw const *run;
     let workers = request.threads + dpc_workers;
     let slots: Pin<Box<[Slot<L>]>> = Box::into_pin(
         (0..workers)
@@ -198,28 +239,16 @@ pub fn run<L: TortureOps>(request: &StressRequest) -> Result<Box<StressResponse>
     );
     let slot_ptr = |i: u32| -> PVOID { core::ptr::from_ref(&slots[i as usize]).cast_mut().cast() };
 
-    let mut threads = Vec::with_capacity(request.threads as usize);
-    for i in 0..request.threads {
-        // SAFETY: the slot (and the run it points to) outlive the thread: `threads` is joined
-        // (dropped) before `slots` and `run` in every path out of this function.
-        match unsafe { SystemThread::spawn(thread_worker::<L>, slot_ptr(i)) } {
-            Ok(thread) => threads.push(thread),
-            Err(status) => {
-                run.stop_at.store(i64::MIN, Ordering::Relaxed);
-                run.go.store(true, Ordering::Release);
-                drop(threads);
-                return Err(status);
-            }
-        }
-    }
+    let threads = spawn_threads(&run, request.threads, slot_ptr)?;
     for j in 0..dpc_workers {
         let slot = &slots[(request.threads + j) as usize];
         // SAFETY: the slot is pinned in the boxed slice, and the run waits for every DPC
         // worker and flushes DPCs before freeing it; its context is the slot itself.
-        if let Err(status) = unsafe { slot.dpc.init(dpc_worker::<L>, slot_ptr(request.threads + j), j) } {
-            run.stop_at.store(i64::MIN, Ordering::Relaxed);
-            run.go.store(true, Ordering::Release);
-            drop(threads);
+        if let Err(status) = unsafe {
+            slot.dpc
+                .init(dpc_worker::<L>, slot_ptr(request.threads + j), j)
+        } {
+            abort(&run, threads);
             return Err(status);
         }
     }
@@ -228,7 +257,8 @@ pub fn run<L: TortureOps>(request: &StressRequest) -> Result<Box<StressResponse>
     let started = time::ticks();
     if request.duration_ms > 0 {
         let span = i64::from(request.duration_ms) * frequency / 1000;
-        run.stop_at.store(started.saturating_add(span), Ordering::Relaxed);
+        run.stop_at
+            .store(started.saturating_add(span), Ordering::Relaxed);
     }
     run.go.store(true, Ordering::Release);
     for j in 0..dpc_workers {
@@ -246,9 +276,31 @@ pub fn run<L: TortureOps>(request: &StressRequest) -> Result<Box<StressResponse>
     dpc::flush(); // the last DPC runs have returned
     let elapsed = time::ticks() - started;
 
+    let mut counter = 0;
+    run.as_ref()
+        .ops()
+        .with_lock(|protected| counter = protected.counter.load(Ordering::Relaxed));
+    Ok(report::<L>(
+        request,
+        processors,
+        &slots,
+        counter,
+        time::ticks_to_ns(elapsed, frequency),
+    ))
+}
+
+/// Sums the workers' figures into a response, decides the verdict and logs the end of the test
+/// (parameters, totals, and the one-line verdict). `PASSIVE_LEVEL`.
+fn report<L: TortureOps>(
+    request: &StressRequest,
+    processors: u32,
+    slots: &[Slot<L>],
+    counter: u64,
+    elapsed_ns: u64,
+) -> Box<StressResponse> {
     let mut response = Box::new(StressResponse::new(*request));
     response.processors = processors;
-    response.worker_count = workers;
+    response.worker_count = u32::try_from(slots.len()).unwrap_or(u32::MAX);
     for (i, slot) in slots.iter().enumerate() {
         // SAFETY: every worker has finished (threads joined, DPCs flushed), so nothing else
         // touches the slot any more.
@@ -260,12 +312,15 @@ pub fn run<L: TortureOps>(request: &StressRequest) -> Result<Box<StressResponse>
         response.restore_violations += stats.restore_violations;
         response.max_wait_ns = response.max_wait_ns.max(stats.max_wait_ns);
     }
-    response.elapsed_ns = time::ticks_to_ns(elapsed, frequency);
-    let mut counter = 0;
-    run.as_ref().ops().with_lock(|protected| counter = protected.counter.load(Ordering::Relaxed));
+    response.elapsed_ns = elapsed_ns;
     response.protected_counter = counter;
-    let clean = response.violations() == 0 && response.protected_counter == response.total_acquisitions;
-    response.verdict = if clean { verdict::SUCCESS } else { verdict::FAILURE };
+    let clean =
+        response.violations() == 0 && response.protected_counter == response.total_acquisitions;
+    response.verdict = if clean {
+        verdict::SUCCESS
+    } else {
+        verdict::FAILURE
+    };
     wdk::println!(
         "synclab: {}: acquisitions={} counter={} exclusion_violations={} irql_violations={} restore_violations={} max_wait_ns={} elapsed_ns={}",
         L::NAME,
@@ -282,5 +337,5 @@ pub fn run<L: TortureOps>(request: &StressRequest) -> Result<Box<StressResponse>
         L::NAME,
         if clean { "SUCCESS" } else { "FAILURE" }
     );
-    Ok(response)
+    response
 }

@@ -2,8 +2,8 @@
 //!
 //! One [`TortureOps`] table per lock type (here: the spin lock, and the busted lock that proves
 //! the harness can fail). Workers contend on one lock that guards a non-atomic counter and an
-//! owner flag: N system threads at PASSIVE_LEVEL that raise to take it, and optionally one DPC
-//! per processor at DISPATCH_LEVEL working in bounded batches. Each worker records its
+//! owner flag: N system threads at `PASSIVE_LEVEL` that raise to take it, and optionally one DPC
+//! per processor at `DISPATCH_LEVEL` working in bounded batches. Each worker records its
 //! acquisitions, its violations (owner flag already set; IRQL inside not the lock's; IRQL after
 //! release not the IRQL before) and its longest wait. The run ends with a one-line verdict in
 //! the debug log, `synclab: <lock>: End of test: SUCCESS|FAILURE`, and the figures in the
@@ -45,7 +45,7 @@ pub trait TortureOps: Sync + Sized {
     fn create() -> Self;
     /// Initialises it in its pinned place.
     fn init(self: Pin<&Self>);
-    /// Acquires from a thread at IRQL <= DISPATCH_LEVEL, runs `critical`, releases.
+    /// Acquires from a thread at IRQL <= `DISPATCH_LEVEL`, runs `critical`, releases.
     fn with_lock(self: Pin<&Self>, critical: impl FnOnce(&Protected));
     /// Acquires from a DPC routine, runs `critical`, releases.
     fn with_lock_at_dpc(self: Pin<&Self>, at: &AtDispatch<'_>, critical: impl FnOnce(&Protected));
@@ -63,7 +63,7 @@ where
     }
 
     fn init(self: Pin<&Self>) {
-        Lock::init(self);
+        Self::init(self);
     }
 
     fn with_lock(self: Pin<&Self>, critical: impl FnOnce(&Protected)) {
@@ -92,7 +92,7 @@ impl SpinLockName for crate::sync::busted::BustedBackend {
 }
 
 /// `IOCTL_SYNCLAB_RUN_STRESS`: validates the request, runs it, writes the response.
-/// IRQL: PASSIVE_LEVEL (it creates threads and waits for them).
+/// IRQL: `PASSIVE_LEVEL` (it creates threads and waits for them).
 ///
 /// # Errors
 /// The NTSTATUS of the first [`RequestError`], or of a kernel call that failed.

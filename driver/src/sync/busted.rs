@@ -1,5 +1,6 @@
-//! A deliberately broken spin lock, after locktorture's `lock_busted_ops`: it raises and lowers
-//! IRQL exactly like a spin lock but excludes nobody. Its only use is to prove that the stress
+//! A deliberately broken spin lock, after locktorture's `lock_busted_ops`.
+//!
+//! It raises and lowers IRQL exactly like a spin lock but excludes nobody. Its only use is to prove that the stress
 //! harness detects missing exclusion and reports FAILURE.
 
 use wdk_sys::KIRQL;

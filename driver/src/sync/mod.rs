@@ -41,7 +41,7 @@ pub unsafe trait Backend {
     /// `state` is valid for writes, pinned, and not in use.
     unsafe fn init(state: *mut Self::State);
 
-    /// Acquires from IRQL <= DISPATCH_LEVEL.
+    /// Acquires from IRQL <= `DISPATCH_LEVEL`.
     ///
     /// # Safety
     /// `state` was initialised, is pinned, and is not held by the caller.
@@ -55,15 +55,15 @@ pub unsafe trait Backend {
     unsafe fn unlock(state: *mut Self::State, guard: &Self::GuardState);
 }
 
-/// A primitive that can also be acquired by code already at DISPATCH_LEVEL (a DPC).
+/// A primitive that can also be acquired by code already at `DISPATCH_LEVEL` (a DPC).
 ///
 /// # Safety
 /// As [`Backend`].
 pub unsafe trait DpcBackend: Backend {
-    /// Acquires at DISPATCH_LEVEL (`…AtDpcLevel`).
+    /// Acquires at `DISPATCH_LEVEL` (`…AtDpcLevel`).
     ///
     /// # Safety
-    /// As [`Backend::lock`]; the caller is at DISPATCH_LEVEL.
+    /// As [`Backend::lock`]; the caller is at `DISPATCH_LEVEL`.
     unsafe fn lock_at_dpc(state: *mut Self::State) -> Self::GuardState;
 }
 
@@ -80,7 +80,7 @@ pub struct Lock<T, B: Backend> {
 unsafe impl<T: Send, B: Backend> Sync for Lock<T, B> {}
 // SAFETY: the lock owns its `T` and kernel state; moving it between threads (before pinning) is
 // moving plain data.
-unsafe impl<T: Send, B: Backend> Send for Lock<T, B> {}
+unsafe impl<T: Send, B: Backend> Send for Lock<T, B> where B::State: Send {}
 
 impl<T, B: Backend> Lock<T, B>
 where
@@ -105,8 +105,8 @@ impl<T, B: Backend> Lock<T, B> {
         unsafe { B::init(self.state.get()) };
     }
 
-    /// Acquires the lock. IRQL: as the backend's acquire (spin locks: <= DISPATCH_LEVEL; the
-    /// holder runs at DISPATCH_LEVEL).
+    /// Acquires the lock. IRQL: as the backend's acquire (spin locks: <= `DISPATCH_LEVEL`; the
+    /// holder runs at `DISPATCH_LEVEL`).
     #[must_use = "the lock is released when the guard is dropped"]
     pub fn lock(self: Pin<&Self>) -> Guard<'_, T, B> {
         // SAFETY: initialised and pinned (Lock::init before use is the owner's contract);
@@ -121,7 +121,7 @@ impl<T, B: Backend> Lock<T, B> {
 }
 
 impl<T, B: DpcBackend> Lock<T, B> {
-    /// Acquires the lock from a DPC routine (already at DISPATCH_LEVEL).
+    /// Acquires the lock from a DPC routine (already at `DISPATCH_LEVEL`).
     #[must_use = "the lock is released when the guard is dropped"]
     pub fn lock_at_dpc<'a>(self: Pin<&'a Self>, _at: &AtDispatch<'_>) -> Guard<'a, T, B> {
         // SAFETY: as in `lock`; `_at` proves the caller is a DPC routine at DISPATCH_LEVEL.

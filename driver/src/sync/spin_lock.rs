@@ -2,7 +2,7 @@
 //!
 //! From a thread: `KeAcquireSpinLockRaiseToDpc` (what `KeAcquireSpinLock` expands to on x64)
 //! and `KeReleaseSpinLock` with the saved IRQL. From a DPC: `KeAcquireSpinLockAtDpcLevel` and
-//! `KeReleaseSpinLockFromDpcLevel`. The holder runs at DISPATCH_LEVEL either way.
+//! `KeReleaseSpinLockFromDpcLevel`. The holder runs at `DISPATCH_LEVEL` either way.
 
 use wdk_sys::{KIRQL, KSPIN_LOCK};
 
@@ -15,12 +15,12 @@ pub struct SpinLockBackend;
 pub enum Acquired {
     /// Raised from this IRQL; release with `KeReleaseSpinLock(lock, irql)`.
     Raised(KIRQL),
-    /// Taken at DISPATCH_LEVEL; release with `KeReleaseSpinLockFromDpcLevel`.
+    /// Taken at `DISPATCH_LEVEL`; release with `KeReleaseSpinLockFromDpcLevel`.
     AtDpcLevel,
 }
 
-/// A spin lock protecting a `T`. Acquire at IRQL <= DISPATCH_LEVEL; the holder runs at
-/// DISPATCH_LEVEL and must keep the hold short and never wait.
+/// A spin lock protecting a `T`. Acquire at IRQL <= `DISPATCH_LEVEL`; the holder runs at
+/// `DISPATCH_LEVEL` and must keep the hold short and never wait.
 pub type SpinLock<T> = super::Lock<T, SpinLockBackend>;
 
 // SAFETY: KeAcquireSpinLock*/KeReleaseSpinLock* provide mutual exclusion on the KSPIN_LOCK.

@@ -22,24 +22,46 @@ pub fn machine(cpus: u32) -> (Machine, FileHandle) {
 }
 
 /// Sends a stress request.
-pub fn stress(machine: &Machine, file: FileHandle, request: &StressRequest) -> Result<Box<StressResponse>, IoError> {
+pub fn stress(
+    machine: &Machine,
+    file: FileHandle,
+    request: &StressRequest,
+) -> Result<Box<StressResponse>, IoError> {
     let mut output = StressResponse::new_box_zeroed().expect("memory");
-    let n = machine.device_io_control(file, IOCTL_SYNCLAB_RUN_STRESS, request.as_bytes(), output.as_mut_bytes())?;
-    assert_eq!(n, std::mem::size_of::<StressResponse>(), "the whole response is returned");
-    Ok(Box::new(StressResponse::parse(output.as_bytes()).expect("a well-formed response")))
+    let n = machine.device_io_control(
+        file,
+        IOCTL_SYNCLAB_RUN_STRESS,
+        request.as_bytes(),
+        output.as_mut_bytes(),
+    )?;
+    assert_eq!(
+        n,
+        std::mem::size_of::<StressResponse>(),
+        "the whole response is returned"
+    );
+    Ok(Box::new(
+        StressResponse::parse(output.as_bytes()).expect("a well-formed response"),
+    ))
 }
 
-/// Sends GET_INFO.
+/// Sends `GET_INFO`.
 pub fn info(machine: &Machine, file: FileHandle) -> Result<InfoResponse, IoError> {
     let mut output = InfoResponse::new_zeroed();
-    machine.device_io_control(file, IOCTL_SYNCLAB_GET_INFO, InfoRequest::new().as_bytes(), output.as_mut_bytes())?;
+    machine.device_io_control(
+        file,
+        IOCTL_SYNCLAB_GET_INFO,
+        InfoRequest::new().as_bytes(),
+        output.as_mut_bytes(),
+    )?;
     Ok(output)
 }
 
 /// Closes the file and unloads, asserting a clean unload (no leaked pool).
 pub fn unload_clean(machine: &Machine, file: FileHandle) {
     machine.close(file);
-    let report = machine.unload().expect("the driver unloads without a bug check");
+    let report = machine
+        .unload()
+        .expect("the driver unloads without a bug check");
     for (tag, stats) in &report.pool {
         assert_eq!(stats.outstanding_bytes, 0, "pool tag {tag:#x} leaked");
     }

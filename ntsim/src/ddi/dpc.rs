@@ -31,11 +31,11 @@ const DPC_OBJECT: u8 = 19;
 /// `HighImportance`: queued at the head.
 const HIGH_IMPORTANCE: u8 = 2;
 
-fn field<T>(dpc: PRKDPC, offset: usize) -> *mut T {
+const fn field<T>(dpc: PRKDPC, offset: usize) -> *mut T {
     dpc.cast::<u8>().wrapping_add(offset).cast()
 }
 
-fn queued_marker<'a>(dpc: PRKDPC) -> &'a AtomicU64 {
+const fn queued_marker<'a>(dpc: PRKDPC) -> &'a AtomicU64 {
     // SAFETY: `dpc` points to a resident 64-byte, 8-byte aligned KDPC (DDI contract); DpcData
     // at offset 56 is only accessed atomically by ntsim.
     unsafe { AtomicU64::from_ptr(field(dpc, DPC_DATA)) }
@@ -71,7 +71,7 @@ export! {
 }
 
 export! {
-    /// Targets the DPC at one processor. STATUS_INVALID_PARAMETER for a processor that does not
+    /// Targets the DPC at one processor. `STATUS_INVALID_PARAMETER` for a processor that does not
     /// exist. Any IRQL.
     fn KeSetTargetProcessorDpcEx(Dpc: PRKDPC, ProcNumber: PPROCESSOR_NUMBER) -> NTSTATUS {
         let e = enter("KeSetTargetProcessorDpcEx");
@@ -140,7 +140,7 @@ export! {
 
 export! {
     /// Returns once every DPC queued before the call, on every processor, has run.
-    /// PASSIVE_LEVEL (the docs' value; the header says <= APC_LEVEL, ddi.md 14).
+    /// `PASSIVE_LEVEL` (the docs' value; the header says <= `APC_LEVEL`, ddi.md 14).
     fn KeFlushQueuedDpcs() {
         let e = enter("KeFlushQueuedDpcs");
         if e.in_dpc.get() {
@@ -158,7 +158,7 @@ export! {
     }
 }
 
-/// Runs one dequeued DPC on a runner that holds its processor at DISPATCH_LEVEL, then applies
+/// Runs one dequeued DPC on a runner that holds its processor at `DISPATCH_LEVEL`, then applies
 /// the checks made when a DPC returns (ddi.md 10.2, 13.5).
 pub(crate) fn execute(ctx: &Ctx, dpc: usize) {
     let dpc = dpc as PRKDPC;
@@ -205,7 +205,12 @@ pub(crate) fn execute(ctx: &Ctx, dpc: usize) {
         context::raise(
             ctx,
             code::IRQL_UNEXPECTED_VALUE,
-            [(u64::from(level) << 16) | (u64::from(irql::DISPATCH) << 8), routine as u64, 0, 0],
+            [
+                (u64::from(level) << 16) | (u64::from(irql::DISPATCH) << 8),
+                routine as usize as u64,
+                0,
+                0,
+            ],
             "DPC return",
             format!("{name} returned at IRQL {level}, not DISPATCH_LEVEL"),
         );
@@ -215,7 +220,12 @@ pub(crate) fn execute(ctx: &Ctx, dpc: usize) {
         context::raise(
             ctx,
             code::TIMER_OR_DPC_INVALID,
-            [4, routine as u64, u64::from(combined_before), u64::from(combined_after)],
+            [
+                4,
+                routine as usize as u64,
+                u64::from(combined_before),
+                u64::from(combined_after),
+            ],
             "DPC return",
             format!(
                 "{name} changed CombinedApcDisable from {combined_before:#x} to {combined_after:#x}"

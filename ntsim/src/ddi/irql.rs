@@ -35,7 +35,7 @@ export! {
 
 export! {
     /// Lowers IRQL to `NewIrql`. Lowering to a higher IRQL (or above `HIGH_LEVEL`) is
-    /// 0xC4/0x31; lowering below DISPATCH_LEVEL inside a DPC routine is 0xC4/0x31 with P4 = 1.
+    /// 0xC4/0x31; lowering below `DISPATCH_LEVEL` inside a DPC routine is 0xC4/0x31 with P4 = 1.
     fn KeLowerIrql(NewIrql: KIRQL) {
         let e = enter("KeLowerIrql");
         let old = e.irql.get();

@@ -18,6 +18,7 @@ macro_rules! export {
         /// described there. IRQL and APC preconditions are checked: violating them bugchecks
         /// the emulated machine, as Driver Verifier would.
         #[allow(non_snake_case, reason = "WDK parameter names")]
+        #[allow(clippy::too_long_first_doc_paragraph, reason = "DDI contracts read best whole")]
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name($($arg: $ty),*) $(-> $ret)? $body
 

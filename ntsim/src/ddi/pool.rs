@@ -14,12 +14,19 @@ const POOL_FLAG_NON_PAGED: u64 = 0x40;
 const POOL_FLAG_PAGED: u64 = 0x100;
 /// Flags this emulation understands; any other bit makes the allocation fail, as an invalid
 /// flag does on Windows.
-const KNOWN_FLAGS: u64 = 0x1 | POOL_FLAG_UNINITIALIZED | 0x4 | 0x8 | 0x10 | 0x20
-    | POOL_FLAG_NON_PAGED | POOL_FLAG_NON_PAGED_EXECUTE | POOL_FLAG_PAGED;
+const KNOWN_FLAGS: u64 = 0x1
+    | POOL_FLAG_UNINITIALIZED
+    | 0x4
+    | 0x8
+    | 0x10
+    | 0x20
+    | POOL_FLAG_NON_PAGED
+    | POOL_FLAG_NON_PAGED_EXECUTE
+    | POOL_FLAG_PAGED;
 
 export! {
     /// Allocates pool, zeroed unless `POOL_FLAG_UNINITIALIZED`. NULL for tag 0, unknown flags,
-    /// or not exactly one pool type. Nonpaged: IRQL <= DISPATCH_LEVEL; paged: <= APC_LEVEL.
+    /// or not exactly one pool type. Nonpaged: IRQL <= `DISPATCH_LEVEL`; paged: <= `APC_LEVEL`.
     fn ExAllocatePool2(Flags: POOL_FLAGS, NumberOfBytes: SIZE_T, Tag: ULONG) -> PVOID {
         let e = enter("ExAllocatePool2");
         let paged = Flags & POOL_FLAG_PAGED != 0;
@@ -61,11 +68,19 @@ fn free(e: &Entry, p: PVOID, tag: Option<u32>) {
         Err(FreeError::NotLive) => e.bugcheck(
             code::BAD_POOL_CALLER,
             [0x7, 0, p as u64, 0],
-            format!("{} of {p:p}: not an allocated block (already freed, or never allocated)", e.ddi),
+            format!(
+                "{} of {p:p}: not an allocated block (already freed, or never allocated)",
+                e.ddi
+            ),
         ),
         Err(FreeError::WrongTag { actual }) => e.bugcheck(
             code::BAD_POOL_CALLER,
-            [0xA, p as u64, u64::from(tag.unwrap_or(0)), u64::from(actual)],
+            [
+                0xA,
+                p as u64,
+                u64::from(tag.unwrap_or(0)),
+                u64::from(actual),
+            ],
             format!(
                 "ExFreePoolWithTag of {p:p} with tag '{}', allocated with '{}'",
                 pool::tag_name(tag.unwrap_or(0)),
@@ -76,7 +91,7 @@ fn free(e: &Entry, p: PVOID, tag: Option<u32>) {
 }
 
 export! {
-    /// Frees pool. IRQL <= DISPATCH_LEVEL for nonpaged pool.
+    /// Frees pool. IRQL <= `DISPATCH_LEVEL` for nonpaged pool.
     fn ExFreePool(P: PVOID) {
         let e = enter("ExFreePool");
         free(&e, P, None);

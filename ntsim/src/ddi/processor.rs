@@ -72,7 +72,7 @@ export! {
 }
 
 export! {
-    /// The group and in-group number of processor `ProcIndex`; STATUS_INVALID_PARAMETER for an
+    /// The group and in-group number of processor `ProcIndex`; `STATUS_INVALID_PARAMETER` for an
     /// index that does not exist. Any IRQL.
     fn KeGetProcessorNumberFromIndex(ProcIndex: ULONG, ProcNumber: PPROCESSOR_NUMBER) -> wdk_sys::NTSTATUS {
         let e = enter("KeGetProcessorNumberFromIndex");

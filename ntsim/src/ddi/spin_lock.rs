@@ -3,7 +3,7 @@
 //! The lock word is the driver's own 8-byte `KSPIN_LOCK`, used as an atomic: 0 when free,
 //! otherwise `owner_uid << 2 | queued << 1 | 1`. Waiters really spin on it (yielding the host
 //! core), so exclusion is real; the acquiring context first takes its processor (it is at
-//! DISPATCH_LEVEL while it spins, as on Windows). Every acquire and release is checked against
+//! `DISPATCH_LEVEL` while it spins, as on Windows). Every acquire and release is checked against
 //! the rules of ddi.md 1.2 and 13.3.
 
 use std::{
@@ -50,11 +50,13 @@ pub(crate) fn describe_holder(machine: &MachineInner, lock: usize) -> String {
     }
     format!(
         ", held by {}",
-        machine.context_name(value >> 2).unwrap_or_else(|| format!("context {}", value >> 2))
+        machine
+            .context_name(value >> 2)
+            .unwrap_or_else(|| format!("context {}", value >> 2))
     )
 }
 
-/// Spins until the lock is ours. The caller is at DISPATCH_LEVEL (or above) already.
+/// Spins until the lock is ours. The caller is at `DISPATCH_LEVEL` (or above) already.
 pub(crate) fn spin_acquire(e: &Entry, lock: PKSPIN_LOCK, queued: bool) {
     let word = word(e, lock);
     let mine = (e.uid << 2) | if queued { QUEUED } else { 0 } | HELD;
@@ -87,7 +89,13 @@ pub(crate) fn spin_acquire(e: &Entry, lock: PKSPIN_LOCK, queued: bool) {
         .compare_exchange_weak(0, mine, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
-        spin_pause(e, &mut spins, began, &format!("spin lock {lock:p}"), lock as usize);
+        spin_pause(
+            e,
+            &mut spins,
+            began,
+            &format!("spin lock {lock:p}"),
+            lock as usize,
+        );
     }
 }
 
@@ -98,7 +106,10 @@ fn spin_try(e: &Entry, lock: PKSPIN_LOCK) -> bool {
         e.bugcheck(
             SPIN_LOCK_ALREADY_OWNED,
             [lock as u64, 0, 0, 0],
-            format!("{} of spin lock {lock:p}, which this context already holds", e.ddi),
+            format!(
+                "{} of spin lock {lock:p}, which this context already holds",
+                e.ddi
+            ),
         );
     }
     word.compare_exchange(0, (e.uid << 2) | HELD, Ordering::Acquire, Ordering::Relaxed)
@@ -124,22 +135,27 @@ pub(crate) fn spin_release(e: &Entry, lock: PKSPIN_LOCK, family: LockFamily) -> 
             .unwrap_or_else(|| format!("context {}", current >> 2));
         e.bugcheck(
             DRIVER_VERIFIER_DETECTED_VIOLATION,
-            [verifier::RELEASED_BY_OTHER_THREAD, lock as u64, current >> 2, e.uid],
+            [
+                verifier::RELEASED_BY_OTHER_THREAD,
+                lock as u64,
+                current >> 2,
+                e.uid,
+            ],
             format!("{} of spin lock {lock:p}, which is held by {owner}", e.ddi),
         );
     }
-    let mut held = e.held.borrow_mut();
-    let Some(index) = held.iter().rposition(|h| h.addr == lock as usize) else {
-        drop(held);
+    let mut holds = e.held.borrow_mut();
+    let Some(index) = holds.iter().rposition(|h| h.addr == lock as usize) else {
+        drop(holds);
         e.bugcheck(
             DRIVER_VERIFIER_DETECTED_VIOLATION,
             [verifier::RELEASED_NOT_ACQUIRED, lock as u64, 0, 0],
             format!("{} of spin lock {lock:p}: no acquisition recorded", e.ddi),
         );
     };
-    let hold = held[index].clone();
+    let hold = holds[index].clone();
     if hold.family != family {
-        drop(held);
+        drop(holds);
         e.bugcheck(
             DRIVER_VERIFIER_DETECTED_VIOLATION,
             [verifier::RELEASE_API_MISMATCH, lock as u64, 0, 0],
@@ -150,12 +166,17 @@ pub(crate) fn spin_release(e: &Entry, lock: PKSPIN_LOCK, family: LockFamily) -> 
         );
     }
     if family.restores_irql() {
-        if let Some(later) = held[index + 1..].iter().find(|h| h.family.restores_irql()) {
+        if let Some(later) = holds[index + 1..].iter().find(|h| h.family.restores_irql()) {
             let later_addr = later.addr;
-            drop(held);
+            drop(holds);
             e.bugcheck(
                 DRIVER_VERIFIER_DETECTED_VIOLATION,
-                [verifier::RELEASED_OUT_OF_ORDER, lock as u64, later_addr as u64, 0],
+                [
+                    verifier::RELEASED_OUT_OF_ORDER,
+                    lock as u64,
+                    later_addr as u64,
+                    0,
+                ],
                 format!(
                     "{} of {lock:p} before {later_addr:#x}, acquired after it: IRQL-restoring \
                      locks must be released in reverse order",
@@ -164,7 +185,7 @@ pub(crate) fn spin_release(e: &Entry, lock: PKSPIN_LOCK, family: LockFamily) -> 
             );
         }
     }
-    held.remove(index);
+    holds.remove(index);
     word.store(0, Ordering::Release);
     hold
 }
@@ -178,8 +199,8 @@ fn hold(e: &Entry, lock: PKSPIN_LOCK, family: LockFamily, saved_irql: Option<u8>
     });
 }
 
-/// Bug checks unless the caller is exactly at DISPATCH_LEVEL (`below` is the 0xC4 subcode for
-/// a lower IRQL; above is DDI rule IrqlDispatch, errata 5).
+/// Bug checks unless the caller is exactly at `DISPATCH_LEVEL` (`below` is the 0xC4 subcode for
+/// a lower IRQL; above is DDI rule `IrqlDispatch`, errata 5).
 fn require_dispatch(e: &Entry, lock: PKSPIN_LOCK, below: u64) {
     let level = e.irql.get();
     if level < irql::DISPATCH {
@@ -192,7 +213,12 @@ fn require_dispatch(e: &Entry, lock: PKSPIN_LOCK, below: u64) {
     if level > irql::DISPATCH {
         e.bugcheck(
             DRIVER_VERIFIER_DETECTED_VIOLATION,
-            [verifier::RULE_IRQL_DISPATCH, u64::from(level), lock as u64, 0],
+            [
+                verifier::RULE_IRQL_DISPATCH,
+                u64::from(level),
+                lock as u64,
+                0,
+            ],
             format!("{} at IRQL {level}: requires exactly DISPATCH_LEVEL", e.ddi),
         );
     }
@@ -207,8 +233,8 @@ export! {
 }
 
 export! {
-    /// What `KeAcquireSpinLock` expands to on x64: raises to DISPATCH_LEVEL, acquires, returns
-    /// the previous IRQL. IRQL <= DISPATCH_LEVEL (above: 0xC4/0x42).
+    /// What `KeAcquireSpinLock` expands to on x64: raises to `DISPATCH_LEVEL`, acquires, returns
+    /// the previous IRQL. IRQL <= `DISPATCH_LEVEL` (above: 0xC4/0x42).
     fn KeAcquireSpinLockRaiseToDpc(SpinLock: PKSPIN_LOCK) -> KIRQL {
         let e = enter("KeAcquireSpinLockRaiseToDpc");
         let old = e.irql.get();
@@ -228,7 +254,7 @@ export! {
 
 export! {
     /// Releases a lock taken with `KeAcquireSpinLock` and lowers IRQL to `NewIrql`, which must
-    /// be the saved value (DDI rule 0x20015). At exactly DISPATCH_LEVEL (else 0xC4/0x32).
+    /// be the saved value (DDI rule 0x20015). At exactly `DISPATCH_LEVEL` (else 0xC4/0x32).
     fn KeReleaseSpinLock(SpinLock: PKSPIN_LOCK, NewIrql: KIRQL) {
         let e = enter("KeReleaseSpinLock");
         let level = e.irql.get();
@@ -269,7 +295,7 @@ export! {
 }
 
 export! {
-    /// Acquires a spin lock at exactly DISPATCH_LEVEL (below: 0xC4/0x40; above: 0xC4/0x20003).
+    /// Acquires a spin lock at exactly `DISPATCH_LEVEL` (below: 0xC4/0x40; above: 0xC4/0x20003).
     fn KeAcquireSpinLockAtDpcLevel(SpinLock: PKSPIN_LOCK) {
         let e = enter("KeAcquireSpinLockAtDpcLevel");
         require_dispatch(&e, SpinLock, verifier::ACQUIRE_AT_DPC_LEVEL_BELOW_DISPATCH);
@@ -279,7 +305,7 @@ export! {
 }
 
 export! {
-    /// Releases a lock taken at DPC level, at exactly DISPATCH_LEVEL (below: 0xC4/0x41).
+    /// Releases a lock taken at DPC level, at exactly `DISPATCH_LEVEL` (below: 0xC4/0x41).
     fn KeReleaseSpinLockFromDpcLevel(SpinLock: PKSPIN_LOCK) {
         let e = enter("KeReleaseSpinLockFromDpcLevel");
         require_dispatch(&e, SpinLock, verifier::RELEASE_FROM_DPC_LEVEL_BELOW_DISPATCH);
@@ -288,7 +314,7 @@ export! {
 }
 
 export! {
-    /// One attempt to acquire at DISPATCH_LEVEL: TRUE when now owned, FALSE when busy.
+    /// One attempt to acquire at `DISPATCH_LEVEL`: TRUE when now owned, FALSE when busy.
     fn KeTryToAcquireSpinLockAtDpcLevel(SpinLock: PKSPIN_LOCK) -> BOOLEAN {
         let e = enter("KeTryToAcquireSpinLockAtDpcLevel");
         require_dispatch(&e, SpinLock, verifier::ACQUIRE_AT_DPC_LEVEL_BELOW_DISPATCH);

@@ -1,13 +1,14 @@
-//! System threads and the object manager subset (ddi.md 10.3): `PsCreateSystemThread`,
-//! `PsTerminateSystemThread`, `ObReferenceObjectByHandle`, `ObfDereferenceObject`, `ZwClose`,
+//! System threads and the object manager subset (ddi.md 10.3).
+//!
+//! `PsCreateSystemThread`, `PsTerminateSystemThread`, `ObReferenceObjectByHandle`, `ObfDereferenceObject`, `ZwClose`,
 //! `PsThreadType`, and `PsGetCurrentThread` (which the WDK only inlines; drivers declare the
 //! export themselves, errata 3).
 
 use std::ptr;
 
 use wdk_sys::{
-    ACCESS_MASK, HANDLE, KPROCESSOR_MODE, LONG_PTR, NTSTATUS, OBJECT_ATTRIBUTES,
-    POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, PCLIENT_ID, PHANDLE, PKSTART_ROUTINE, PVOID, ULONG,
+    ACCESS_MASK, HANDLE, KPROCESSOR_MODE, LONG_PTR, NTSTATUS, OBJECT_ATTRIBUTES, PCLIENT_ID,
+    PHANDLE, PKSTART_ROUTINE, POBJECT_HANDLE_INFORMATION, POBJECT_TYPE, PVOID, ULONG,
 };
 
 use crate::{
@@ -54,8 +55,8 @@ struct Start {
 unsafe impl Send for Start {}
 
 export! {
-    /// Creates a system thread running `StartRoutine(StartContext)` at PASSIVE_LEVEL and returns
-    /// a kernel handle to it. PASSIVE_LEVEL (DDI rule IrqlPsPassive).
+    /// Creates a system thread running `StartRoutine(StartContext)` at `PASSIVE_LEVEL` and returns
+    /// a kernel handle to it. `PASSIVE_LEVEL` (DDI rule `IrqlPsPassive`).
     fn PsCreateSystemThread(
         ThreadHandle: PHANDLE,
         DesiredAccess: ULONG,
@@ -74,7 +75,7 @@ export! {
         let start = Start { routine, context: StartContext };
         let spawned = thread::try_spawn_system_thread(
             &std::sync::Arc::clone(&e.machine),
-            "system thread".into(),
+            "system thread",
             Box::new(move || {
                 let start = start;
                 // SAFETY: the driver registered this routine and context for this thread; it
@@ -100,7 +101,7 @@ export! {
 
 export! {
     /// Ends the calling system thread after the exit checks; does not return. An error when the
-    /// caller is not a system thread. PASSIVE_LEVEL.
+    /// caller is not a system thread. `PASSIVE_LEVEL`.
     fn PsTerminateSystemThread(ExitStatus: NTSTATUS) -> NTSTATUS {
         let e = enter("PsTerminateSystemThread");
         require_passive(&e, verifier::RULE_IRQL_PS_PASSIVE);
@@ -117,9 +118,9 @@ export! {
 }
 
 export! {
-    /// References the object behind a kernel handle. PASSIVE_LEVEL. A NULL handle is 0xC4/0xF5,
+    /// References the object behind a kernel handle. `PASSIVE_LEVEL`. A NULL handle is 0xC4/0xF5,
     /// an invalid one 0xC4/0x3C (Driver Verifier); a type mismatch is
-    /// STATUS_OBJECT_TYPE_MISMATCH.
+    /// `STATUS_OBJECT_TYPE_MISMATCH`.
     fn ObReferenceObjectByHandle(
         Handle: HANDLE,
         DesiredAccess: ACCESS_MASK,
@@ -165,7 +166,7 @@ export! {
 
 export! {
     /// Drops a reference; returns the new count. A dereference of an object whose count is 0
-    /// is 0xC4/0x3F. IRQL <= DISPATCH_LEVEL.
+    /// is 0xC4/0x3F. IRQL <= `DISPATCH_LEVEL`.
     fn ObfDereferenceObject(Object: PVOID) -> LONG_PTR {
         let e = enter("ObfDereferenceObject");
         let level = e.irql.get();
@@ -176,20 +177,19 @@ export! {
                 format!("ObDereferenceObject at IRQL {level}"),
             );
         }
-        match e.machine.objects.dereference(Object as usize) {
-            Some(left) => left,
-            None => e.bugcheck(
+        e.machine.objects.dereference(Object as usize).unwrap_or_else(|| {
+            e.bugcheck(
                 code::DRIVER_VERIFIER_DETECTED_VIOLATION,
                 [verifier::REFERENCE_COUNT_ZERO, Object as u64, 0, 0],
                 format!("ObDereferenceObject({Object:p}): no reference left (or not an object)"),
-            ),
-        }
+            )
+        })
     }
 }
 
 export! {
-    /// Closes a kernel handle. PASSIVE_LEVEL with special kernel APCs enabled (0xC4/0xE6).
-    /// STATUS_INVALID_HANDLE when it is not open.
+    /// Closes a kernel handle. `PASSIVE_LEVEL` with special kernel APCs enabled (0xC4/0xE6).
+    /// `STATUS_INVALID_HANDLE` when it is not open.
     fn ZwClose(Handle: HANDLE) -> NTSTATUS {
         let e = enter("ZwClose");
         let level = e.irql.get();

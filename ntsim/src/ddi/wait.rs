@@ -51,7 +51,9 @@ impl Timeout {
         let ticks = unsafe { value.QuadPart };
         match ticks {
             0 => Self::Poll,
-            t if t < 0 => Self::Until(Instant::now() + Duration::from_nanos(t.unsigned_abs() * 100)),
+            t if t < 0 => {
+                Self::Until(Instant::now() + Duration::from_nanos(t.unsigned_abs() * 100))
+            }
             t => {
                 let ahead = t.saturating_sub(system_time()).max(0);
                 Self::Until(Instant::now() + Duration::from_nanos(ahead.unsigned_abs() * 100))
@@ -68,8 +70,8 @@ impl Timeout {
     }
 }
 
-/// The IRQL rules of every wait (ddi.md 13.4): a blocking wait needs IRQL <= APC_LEVEL and not
-/// a DPC; a poll needs IRQL <= DISPATCH_LEVEL.
+/// The IRQL rules of every wait (ddi.md 13.4): a blocking wait needs IRQL <= `APC_LEVEL` and not
+/// a DPC; a poll needs IRQL <= `DISPATCH_LEVEL`.
 pub fn check_wait_irql(e: &Entry, timeout: Timeout, object: usize, timeout_ptr: u64) {
     let level = e.irql.get();
     let blocking = timeout != Timeout::Poll;
@@ -83,7 +85,12 @@ pub fn check_wait_irql(e: &Entry, timeout: Timeout, object: usize, timeout_ptr: 
     if level > irql::DISPATCH {
         e.bugcheck(
             code::DRIVER_VERIFIER_DETECTED_VIOLATION,
-            [verifier::WAIT_ABOVE_DISPATCH, u64::from(level), object as u64, timeout_ptr],
+            [
+                verifier::WAIT_ABOVE_DISPATCH,
+                u64::from(level),
+                object as u64,
+                timeout_ptr,
+            ],
             format!("{} at IRQL {level}", e.ddi),
         );
     }
@@ -125,8 +132,8 @@ unsafe fn signal_check(e: &Entry, object: *mut u8, locked: &Locked<'_>) -> bool 
 }
 
 export! {
-    /// Waits for one dispatcher object: STATUS_SUCCESS when it is (or becomes) signaled,
-    /// STATUS_TIMEOUT when the timeout passes first. IRQL rules of ddi.md 8.6.
+    /// Waits for one dispatcher object: `STATUS_SUCCESS` when it is (or becomes) signaled,
+    /// `STATUS_TIMEOUT` when the timeout passes first. IRQL rules of ddi.md 8.6.
     fn KeWaitForSingleObject(
         Object: PVOID,
         WaitReason: KWAIT_REASON,
@@ -159,7 +166,7 @@ export! {
 
 export! {
     /// Sleeps for `Interval` (negative: relative, 100 ns; positive: absolute). IRQL <=
-    /// APC_LEVEL (DDI rule IrqlKeApcLte1), never in a DPC.
+    /// `APC_LEVEL` (DDI rule `IrqlKeApcLte1`), never in a DPC.
     fn KeDelayExecutionThread(
         WaitMode: KPROCESSOR_MODE,
         Alertable: BOOLEAN,

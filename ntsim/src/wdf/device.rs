@@ -18,14 +18,14 @@ pub(crate) struct InitSettings {
     pub exclusive: bool,
 }
 
-fn with_init(
-    e: &crate::context::Entry,
-    init: PWDFDEVICE_INIT,
-    f: impl FnOnce(&mut InitSettings),
-) {
-    check_handle(e, init as usize, "WDFDEVICE_INIT", |k| matches!(k, Kind::DeviceInit(_)));
-    if let Some(super::Object { kind: Kind::DeviceInit(settings), .. }) =
-        e.machine.io.objects.lock().map.get_mut(&(init as usize))
+fn with_init(e: &crate::context::Entry, init: PWDFDEVICE_INIT, f: impl FnOnce(&mut InitSettings)) {
+    check_handle(e, init as usize, "WDFDEVICE_INIT", |k| {
+        matches!(k, Kind::DeviceInit(_))
+    });
+    if let Some(super::Object {
+        kind: Kind::DeviceInit(settings),
+        ..
+    }) = e.machine.io.objects.lock().map.get_mut(&(init as usize))
     {
         f(settings);
     }
@@ -86,9 +86,9 @@ wdf_export! {
         };
         let init = *init_slot as usize;
         check_handle(&e, init, "WDFDEVICE_INIT", |k| matches!(k, Kind::DeviceInit(_)));
-        let settings = match e.machine.io.objects.lock().map.remove(&init) {
-            Some(super::Object { kind: Kind::DeviceInit(settings), .. }) => settings,
-            _ => return wdk_sys::STATUS_INVALID_PARAMETER,
+        let removed = e.machine.io.objects.lock().map.remove(&init);
+        let Some(super::Object { kind: Kind::DeviceInit(settings), .. }) = removed else {
+            return wdk_sys::STATUS_INVALID_PARAMETER;
         };
         let handle = e.machine.io.objects.lock().insert(Kind::Device);
         let status = apply_attributes(&e, handle, DeviceAttributes);

@@ -10,7 +10,7 @@ use crate::context::{enter, Ctx};
 
 wdf_export! {
     /// Creates the framework driver object from `DriverConfig` (its `Size` must be that of
-    /// KMDF 1.33's WDF_DRIVER_CONFIG, else STATUS_INFO_LENGTH_MISMATCH). PASSIVE_LEVEL.
+    /// KMDF 1.33's `WDF_DRIVER_CONFIG`, else `STATUS_INFO_LENGTH_MISMATCH`). `PASSIVE_LEVEL`.
     fn WdfDriverCreate as PFN_WDFDRIVERCREATE(
         DriverObject: PDRIVER_OBJECT,
         RegistryPath: PCUNICODE_STRING,
@@ -69,7 +69,7 @@ wdf_export! {
     }
 }
 
-/// Calls `EvtDriverDeviceAdd` for the root-enumerated device, as the PnP manager does after a
+/// Calls `EvtDriverDeviceAdd` for the root-enumerated device, as the `PnP` manager does after a
 /// successful `DriverEntry`.
 pub(crate) fn add_device(ctx: &Ctx) -> NTSTATUS {
     let (driver, device_add) = {

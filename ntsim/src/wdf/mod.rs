@@ -1,4 +1,4 @@
-//! The KMDF subset SyncLab uses: framework objects with typed contexts and cleanup callbacks,
+//! The KMDF subset `SyncLab` uses: framework objects with typed contexts and cleanup callbacks,
 //! the driver, the device (SDDL, device interface), I/O queues and requests.
 //!
 //! The driver calls these through `call_unsafe_wdf_function_binding!`, which in `wdk_sys`
@@ -29,6 +29,7 @@ macro_rules! wdf_export {
         /// As the KMDF method's contract: handles and pointers valid. Misuse the framework
         /// verifier catches bugchecks the emulated machine (0x10D).
         #[allow(non_snake_case, reason = "KMDF parameter names")]
+        #[allow(clippy::too_long_first_doc_paragraph, reason = "DDI contracts read best whole")]
         #[unsafe(export_name = concat!("ntsim_", stringify!($name)))]
         pub unsafe extern "C" fn $name(
             DriverGlobals: wdk_sys::PWDF_DRIVER_GLOBALS,
@@ -61,7 +62,7 @@ pub(crate) enum Kind {
 /// One framework object.
 pub(crate) struct Object {
     pub kind: Kind,
-    /// Typed contexts: (UniqueType, zeroed memory).
+    /// Typed contexts: (`UniqueType`, zeroed memory).
     contexts: Vec<(usize, Box<[u128]>)>,
     cleanup: wdk_sys::PFN_WDF_OBJECT_CONTEXT_CLEANUP,
     destroy: wdk_sys::PFN_WDF_OBJECT_CONTEXT_DESTROY,
@@ -132,17 +133,35 @@ pub(crate) fn apply_attributes(
     object.destroy = attributes.EvtDestroyCallback;
     // SAFETY: a non-null ContextTypeInfo points to the driver's static type information.
     if let Some(info) = unsafe { info.as_ref() } {
-        let unique = if info.UniqueType.is_null() { info as *const _ as usize } else { info.UniqueType as usize };
+        let unique = if info.UniqueType.is_null() {
+            std::ptr::from_ref(info) as usize
+        } else {
+            info.UniqueType as usize
+        };
         let size = info.ContextSize.max(attributes.ContextSizeOverride);
         let words = size.div_ceil(16).max(1);
-        object.contexts.push((unique, vec![0_u128; words].into_boxed_slice()));
+        object
+            .contexts
+            .push((unique, vec![0_u128; words].into_boxed_slice()));
     }
     wdk_sys::STATUS_SUCCESS
 }
 
 /// Bug checks 0x10D/0x4 unless `handle` is a live object for which `accept` holds.
-pub(crate) fn check_handle(e: &Entry, handle: usize, what: &str, accept: impl FnOnce(&Kind) -> bool) {
-    let ok = e.machine.io.objects.lock().map.get(&handle).is_some_and(|o| accept(&o.kind));
+pub(crate) fn check_handle(
+    e: &Entry,
+    handle: usize,
+    what: &str,
+    accept: impl FnOnce(&Kind) -> bool,
+) {
+    let ok = e
+        .machine
+        .io
+        .objects
+        .lock()
+        .map
+        .get(&handle)
+        .is_some_and(|o| accept(&o.kind));
     if !ok {
         e.bugcheck(
             code::WDF_VIOLATION,
@@ -154,7 +173,12 @@ pub(crate) fn check_handle(e: &Entry, handle: usize, what: &str, accept: impl Fn
 
 /// Runs a KMDF event callback and applies the framework verifier's return checks: IRQL
 /// changed is 0x10D/0xE (P2 entry, P3 exit IRQL); a critical region left entered is 0x10D/0xF.
-pub(crate) fn callback<R>(ctx: &Ctx, name: &'static str, routine: usize, f: impl FnOnce() -> R) -> R {
+pub(crate) fn callback<R>(
+    ctx: &Ctx,
+    name: &'static str,
+    routine: usize,
+    f: impl FnOnce() -> R,
+) -> R {
     let irql_before = ctx.irql.get();
     let kernel_before = ctx.kernel_apc_disable.get();
     let result = ctx.call_driver(f);
@@ -163,7 +187,12 @@ pub(crate) fn callback<R>(ctx: &Ctx, name: &'static str, routine: usize, f: impl
         context::raise(
             ctx,
             code::WDF_VIOLATION,
-            [sub::CALLBACK_IRQL_CHANGED, u64::from(irql_before), u64::from(irql_after), routine as u64],
+            [
+                sub::CALLBACK_IRQL_CHANGED,
+                u64::from(irql_before),
+                u64::from(irql_after),
+                routine as u64,
+            ],
             name,
             format!("{name} returned at IRQL {irql_after}; it was called at {irql_before}"),
         );
@@ -186,10 +215,12 @@ pub(crate) fn delete(ctx: &Ctx, handle: usize) {
         let table = ctx.machine.io.objects.lock();
         table.map.get(&handle).map(|o| (o.cleanup, o.destroy))
     };
-    let Some((cleanup, destroy)) = callbacks else { return };
-    for routine in [cleanup, destroy].into_iter().flatten() {
+    let Some(callbacks) = callbacks else { return };
+    for routine in <[_; 2]>::from(callbacks).into_iter().flatten() {
         // SAFETY: the driver registered this callback for this object, which is still alive.
-        callback(ctx, "EvtCleanupCallback", routine as usize, || unsafe { routine(handle as _) });
+        callback(ctx, "EvtCleanupCallback", routine as usize, || unsafe {
+            routine(handle as _);
+        });
     }
     ctx.machine.io.objects.lock().map.remove(&handle);
 }
@@ -206,7 +237,7 @@ wdf_export! {
         let Some(info) = (unsafe { TypeInfo.as_ref() }) else {
             return std::ptr::null_mut();
         };
-        let unique = if info.UniqueType.is_null() { info as *const _ as usize } else { info.UniqueType as usize };
+        let unique = if info.UniqueType.is_null() { std::ptr::from_ref(info) as usize } else { info.UniqueType as usize };
         let mut table = e.machine.io.objects.lock();
         table
             .map

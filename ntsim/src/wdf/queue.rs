@@ -26,9 +26,9 @@ const DISPATCH_PARALLEL: i32 = 2;
 const DISPATCH_MANUAL: i32 = 3;
 
 wdf_export! {
-    /// Creates a queue. `Config.Size` must be KMDF 1.33's (else STATUS_INFO_LENGTH_MISMATCH);
+    /// Creates a queue. `Config.Size` must be KMDF 1.33's (else `STATUS_INFO_LENGTH_MISMATCH`);
     /// the dispatch type must be sequential, parallel or manual (else
-    /// STATUS_INVALID_PARAMETER). A default queue becomes the device's.
+    /// `STATUS_INVALID_PARAMETER`). A default queue becomes the device's.
     fn WdfIoQueueCreate as PFN_WDFIOQUEUECREATE(
         Device: WDFDEVICE,
         Config: PWDF_IO_QUEUE_CONFIG,
@@ -78,16 +78,32 @@ wdf_export! {
 /// Returns (status, information, system buffer).
 pub(crate) fn dispatch_device_control(ctx: &Ctx, request: Request) -> (NTSTATUS, u64, Box<[u8]>) {
     let machine = &ctx.machine;
-    let queue = machine.io.lock().device.as_ref().map_or(0, |d| d.default_queue);
+    let queue = machine
+        .io
+        .lock()
+        .device
+        .as_ref()
+        .map_or(0, |d| d.default_queue);
     let settings = match machine.io.objects.lock().map.get(&queue) {
-        Some(super::Object { kind: Kind::Queue(s), .. }) => Some(s.clone()),
+        Some(super::Object {
+            kind: Kind::Queue(s),
+            ..
+        }) => Some(s.clone()),
         _ => None,
     };
     let Some(settings) = settings else {
-        return (wdk_sys::STATUS_INVALID_DEVICE_REQUEST, 0, request.into_buffer());
+        return (
+            wdk_sys::STATUS_INVALID_DEVICE_REQUEST,
+            0,
+            request.into_buffer(),
+        );
     };
     let (code, in_len, out_len) = (request.code, request.in_len, request.out_len);
-    let handle = machine.io.objects.lock().insert(Kind::Request(Box::new(request.with_queue(queue))));
+    let handle = machine
+        .io
+        .objects
+        .lock()
+        .insert(Kind::Request(Box::new(request.with_queue(queue))));
     let serial = Arc::clone(&settings.serial);
     let _serial = settings
         .sequential
@@ -96,7 +112,13 @@ pub(crate) fn dispatch_device_control(ctx: &Ctx, request: Request) -> (NTSTATUS,
         // SAFETY: the driver registered this callback for its queue; queue and request are live
         // framework objects; the lengths describe the request's buffers.
         callback(ctx, "EvtIoDeviceControl", routine as usize, || unsafe {
-            routine(queue as WDFQUEUE, handle as WDFREQUEST, out_len, in_len, code);
+            routine(
+                queue as WDFQUEUE,
+                handle as WDFREQUEST,
+                out_len,
+                in_len,
+                code,
+            );
         });
     } else if let Some(routine) = settings.default {
         // SAFETY: as above, for EvtIoDefault.
@@ -129,7 +151,10 @@ pub(crate) fn dispatch_device_control(ctx: &Ctx, request: Request) -> (NTSTATUS,
             .0;
     }
     match table.map.remove(&handle) {
-        Some(super::Object { kind: Kind::Request(r), .. }) => {
+        Some(super::Object {
+            kind: Kind::Request(r),
+            ..
+        }) => {
             let (status, information) = r.completion.unwrap_or((wdk_sys::STATUS_UNSUCCESSFUL, 0));
             (status, information, r.into_buffer())
         }

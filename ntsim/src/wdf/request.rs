@@ -1,5 +1,7 @@
-//! Requests: `WdfRequestRetrieveInputBuffer`/`OutputBuffer` (METHOD_BUFFERED: one system
-//! buffer), `WdfRequestComplete`, `WdfRequestCompleteWithInformation`,
+//! Requests.
+//!
+//! `WdfRequestRetrieveInputBuffer`/`OutputBuffer` (`METHOD_BUFFERED`: one system buffer),
+//! `WdfRequestComplete`, `WdfRequestCompleteWithInformation`,
 //! `WdfRequestSetInformation`, `WdfRequestGetIoQueue`.
 
 use wdk_sys::{NTSTATUS, PVOID, ULONG_PTR, WDFQUEUE, WDFREQUEST};
@@ -55,9 +57,12 @@ impl Request {
 }
 
 fn check_request(e: &Entry, request: WDFREQUEST) {
-    check_handle(e, request as usize, "uncompleted WDFREQUEST", |k| {
-        matches!(k, Kind::Request(r) if r.completion.is_none())
-    });
+    check_handle(
+        e,
+        request as usize,
+        "uncompleted WDFREQUEST",
+        |k| matches!(k, Kind::Request(r) if r.completion.is_none()),
+    );
 }
 
 /// Shared body of the two buffer retrievers.
@@ -71,7 +76,11 @@ fn retrieve(
 ) -> NTSTATUS {
     check_request(e, request);
     let mut table = e.machine.io.objects.lock();
-    let Some(super::Object { kind: Kind::Request(r), .. }) = table.map.get_mut(&(request as usize)) else {
+    let Some(super::Object {
+        kind: Kind::Request(r),
+        ..
+    }) = table.map.get_mut(&(request as usize))
+    else {
         return wdk_sys::STATUS_INVALID_DEVICE_REQUEST;
     };
     if r.method() == 3 {
@@ -97,7 +106,7 @@ fn retrieve(
 }
 
 wdf_export! {
-    /// The input buffer (METHOD_BUFFERED: the system buffer). STATUS_BUFFER_TOO_SMALL when the
+    /// The input buffer (`METHOD_BUFFERED`: the system buffer). `STATUS_BUFFER_TOO_SMALL` when the
     /// input is empty or shorter than `MinimumRequiredLength`.
     fn WdfRequestRetrieveInputBuffer as PFN_WDFREQUESTRETRIEVEINPUTBUFFER(
         Request: WDFREQUEST,
@@ -111,8 +120,8 @@ wdf_export! {
 }
 
 wdf_export! {
-    /// The output buffer (METHOD_BUFFERED: the same system buffer as the input).
-    /// STATUS_BUFFER_TOO_SMALL when the output is empty or shorter than `MinimumRequiredSize`.
+    /// The output buffer (`METHOD_BUFFERED`: the same system buffer as the input).
+    /// `STATUS_BUFFER_TOO_SMALL` when the output is empty or shorter than `MinimumRequiredSize`.
     fn WdfRequestRetrieveOutputBuffer as PFN_WDFREQUESTRETRIEVEOUTPUTBUFFER(
         Request: WDFREQUEST,
         MinimumRequiredSize: usize,
@@ -127,7 +136,11 @@ wdf_export! {
 /// Completes `handle` with `status` and `information` (or the value set before).
 pub(crate) fn complete(ctx: &Ctx, handle: usize, status: NTSTATUS, information: Option<u64>) {
     let mut table = ctx.machine.io.objects.lock();
-    if let Some(super::Object { kind: Kind::Request(r), .. }) = table.map.get_mut(&handle) {
+    if let Some(super::Object {
+        kind: Kind::Request(r),
+        ..
+    }) = table.map.get_mut(&handle)
+    {
         let information = information.unwrap_or(r.information);
         r.completion = Some((status, information));
     }
@@ -136,14 +149,22 @@ pub(crate) fn complete(ctx: &Ctx, handle: usize, status: NTSTATUS, information: 
 }
 
 fn complete_checked(e: &Entry, request: WDFREQUEST, status: NTSTATUS, information: Option<u64>) {
-    let completed = e.machine.io.objects.lock().map.get(&(request as usize)).map(|o| {
-        matches!(&o.kind, Kind::Request(r) if r.completion.is_some())
-    });
+    let completed = e
+        .machine
+        .io
+        .objects
+        .lock()
+        .map
+        .get(&(request as usize))
+        .map(|o| matches!(&o.kind, Kind::Request(r) if r.completion.is_some()));
     if completed == Some(true) {
         e.bugcheck(
             code::WDF_VIOLATION,
             [sub::REQUEST_ALREADY_COMPLETED, request as u64, 0, 0],
-            format!("{} of request {request:p}, which is already completed", e.ddi),
+            format!(
+                "{} of request {request:p}, which is already completed",
+                e.ddi
+            ),
         );
     }
     check_request(e, request);

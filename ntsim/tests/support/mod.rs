@@ -22,7 +22,10 @@ pub fn machine(cpus: u32) -> Machine {
 }
 
 /// Runs `f` on a system thread and returns the bug check it must cause.
-pub fn expect_bugcheck<T: Send + 'static>(machine: &Machine, f: impl FnOnce() -> T + Send + 'static) -> BugCheck {
+pub fn expect_bugcheck<T: Send + 'static>(
+    machine: &Machine,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> BugCheck {
     match machine.run(f) {
         Err(HostError::BugCheck(b)) => b,
         Ok(_) => panic!("expected a bug check; the thread completed"),
@@ -69,12 +72,17 @@ impl SpinLock {
         Self(addr)
     }
 
+    /// Its address, to pass as a context pointer.
+    pub const fn context(self) -> usize {
+        self.0
+    }
+
     /// Its address as bug check parameters show it.
     pub const fn addr(self) -> u64 {
         self.0 as u64
     }
 
-    fn ptr(self) -> *mut KSPIN_LOCK {
+    const fn ptr(self) -> *mut KSPIN_LOCK {
         self.0 as *mut KSPIN_LOCK
     }
 
@@ -125,7 +133,7 @@ impl Dpc {
         dpc
     }
 
-    fn ptr(self) -> *mut KDPC {
+    const fn ptr(self) -> *mut KDPC {
         self.0 as *mut KDPC
     }
 
@@ -137,13 +145,15 @@ impl Dpc {
             Reserved: 0,
         };
         // SAFETY: leaked KDPC and a live PROCESSOR_NUMBER.
-        unsafe { ntddk::KeSetTargetProcessorDpcEx(self.ptr(), &mut number) }
+        unsafe { ntddk::KeSetTargetProcessorDpcEx(self.ptr(), &raw mut number) }
     }
 
     /// `KeInsertQueueDpc`.
     pub fn insert(self) -> bool {
         // SAFETY: leaked, initialised KDPC.
-        unsafe { ntddk::KeInsertQueueDpc(self.ptr(), std::ptr::null_mut(), std::ptr::null_mut()) != 0 }
+        unsafe {
+            ntddk::KeInsertQueueDpc(self.ptr(), std::ptr::null_mut(), std::ptr::null_mut()) != 0
+        }
     }
 }
 
@@ -159,7 +169,7 @@ pub fn spawn(routine: unsafe extern "C" fn(PVOID), context: usize) -> HANDLE {
     // SAFETY: `handle` is writable; NULL optional arguments are allowed.
     let status = unsafe {
         ntddk::PsCreateSystemThread(
-            &mut handle,
+            &raw mut handle,
             0,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
@@ -175,11 +185,20 @@ pub fn spawn(routine: unsafe extern "C" fn(PVOID), context: usize) -> HANDLE {
 /// Waits for the thread behind `handle` (reference, close, wait, dereference).
 pub fn join(handle: HANDLE) {
     let mut object: PVOID = std::ptr::null_mut();
-    // SAFETY: reading the exported PsThreadType pointer.
-    let thread_type = unsafe { *ntsim::ddi::thread::PsThreadType };
+    // SAFETY: reading the exported PsThreadType variable, set once at boot.
+    let thread_type_ptr = unsafe { ntsim::ddi::thread::PsThreadType };
+    // SAFETY: it points to the thread object type, valid for the process's life.
+    let thread_type = unsafe { *thread_type_ptr };
     // SAFETY: `handle` is open; `object` is writable.
     let status = unsafe {
-        ntddk::ObReferenceObjectByHandle(handle, 0x0010_0000, thread_type, 0, &mut object, std::ptr::null_mut())
+        ntddk::ObReferenceObjectByHandle(
+            handle,
+            0x0010_0000,
+            thread_type,
+            0,
+            &raw mut object,
+            std::ptr::null_mut(),
+        )
     };
     assert_eq!(status, 0, "ObReferenceObjectByHandle");
     // SAFETY: closing the handle we own.

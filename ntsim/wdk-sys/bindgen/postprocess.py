@@ -17,6 +17,7 @@ Subcommands:
         (`typedef struct _FAST_MUTEX {...} FAST_MUTEX, *PFAST_MUTEX, KGUARDED_MUTEX,
         *PKGUARDED_MUTEX;`); mingw-w64 still has the separate Windows 7 `_KGUARDED_MUTEX` struct,
         which generate.sh blocklists. The two aliases are re-added here, next to PFAST_MUTEX.
+      * `_DEVICE_OBJECT` and `_IRP` get the WDK's 16-byte alignment (DEVICE_OBJECT: 336 bytes).
       * `_WAIT_TYPE` and `_KWAIT_REASON` get the enumerators the WDK has and mingw-w64 lacks
         (wdk-sys-shape.md section 10).
       * unsafe blocks are made to satisfy the workspace's forbidden lints (one unsafe operation
@@ -285,6 +286,29 @@ def fix_types(text):
         "pub type PKGUARDED_MUTEX = *mut _FAST_MUTEX;\n",
         "PFAST_MUTEX alias",
     )
+
+    # DECLSPEC_ALIGN(MEMORY_ALLOCATION_ALIGNMENT) that mingw-w64 drops: the WDK declares
+    # _DEVICE_OBJECT and _IRP 16-byte aligned, so DEVICE_OBJECT is 336 bytes (0x150), not 328.
+    for name, mingw_size, size in (("_DEVICE_OBJECT", 328, 336), ("_IRP", 208, 208)):
+        text = replace_once(
+            text,
+            "#[repr(C)]\n#[derive(Copy, Clone)]\npub struct %s {\n" % name,
+            "#[repr(C)]\n// ntsim: DECLSPEC_ALIGN(MEMORY_ALLOCATION_ALIGNMENT) in the WDK; mingw-w64 omits it.\n"
+            "#[repr(align(16))]\n#[derive(Copy, Clone)]\npub struct %s {\n" % name,
+            name,
+        )
+        text = replace_once(
+            text,
+            '["Size of %s"][::core::mem::size_of::<%s>() - %dusize];' % (name, name, mingw_size),
+            '["Size of %s"][::core::mem::size_of::<%s>() - %dusize];' % (name, name, size),
+            name + " size assertion",
+        )
+        text = replace_once(
+            text,
+            '["Alignment of %s"][::core::mem::align_of::<%s>() - 8usize];' % (name, name),
+            '["Alignment of %s"][::core::mem::align_of::<%s>() - 16usize];' % (name, name),
+            name + " alignment assertion",
+        )
 
     # WDK-only enumerators.
     text = replace_once(

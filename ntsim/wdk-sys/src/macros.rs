@@ -42,6 +42,16 @@
 /// }
 /// # let _ = driver_entry;
 /// ```
+///
+/// Like wdk-sys's macro, it does not compile outside `unsafe`:
+///
+/// ```compile_fail,E0133
+/// use wdk_sys::*;
+///
+/// fn acquire(spin_lock: WDFSPINLOCK) {
+///     call_unsafe_wdf_function_binding!(WdfSpinLockAcquire, spin_lock);
+/// }
+/// ```
 #[macro_export]
 macro_rules! call_unsafe_wdf_function_binding {
     ($function:ident $(, $argument:expr)* $(,)?) => {

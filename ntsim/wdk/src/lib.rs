@@ -60,6 +60,10 @@ pub fn _print(args: core::fmt::Arguments) {
 }
 
 /// Breaks into the debugger. On ntsim there is none: it is logged and execution continues.
+#[allow(
+    clippy::used_underscore_items,
+    reason = "println! expands to wdk's own `_print`"
+)]
 pub fn dbg_break() {
-    _print(format_args!("dbg_break(): no kernel debugger attached to the emulated machine\n"));
+    crate::println!("dbg_break(): no kernel debugger attached to the emulated machine");
 }

@@ -5,7 +5,7 @@ use wdk_sys::{
     WDF_TIMER_CONFIG,
 };
 
-/// A WDF spin lock (`WDFSPINLOCK`). IRQL <= DISPATCH_LEVEL.
+/// A WDF spin lock (`WDFSPINLOCK`). IRQL <= `DISPATCH_LEVEL`.
 ///
 /// No `Drop`: the framework deletes it with its parent object.
 pub struct SpinLock {
@@ -28,10 +28,12 @@ impl SpinLock {
             call_unsafe_wdf_function_binding!(
                 WdfSpinLockCreate,
                 attributes,
-                &mut spin_lock.wdf_spin_lock
+                &raw mut spin_lock.wdf_spin_lock
             )
         };
-        wdk_sys::NT_SUCCESS(status).then_some(spin_lock).ok_or(status)
+        wdk_sys::NT_SUCCESS(status)
+            .then_some(spin_lock)
+            .ok_or(status)
     }
 
     /// Alias of [`SpinLock::try_new`].
@@ -43,7 +45,7 @@ impl SpinLock {
         Self::try_new(attributes)
     }
 
-    /// Acquires the lock (raises to DISPATCH_LEVEL).
+    /// Acquires the lock (raises to `DISPATCH_LEVEL`).
     #[inline]
     pub fn acquire(&self) {
         // SAFETY: `wdf_spin_lock` is the handle WdfSpinLockCreate returned; it is private and
@@ -59,7 +61,7 @@ impl SpinLock {
     }
 }
 
-/// A WDF timer (`WDFTIMER`). IRQL <= DISPATCH_LEVEL.
+/// A WDF timer (`WDFTIMER`). IRQL <= `DISPATCH_LEVEL`.
 ///
 /// No `Drop`: the framework deletes it with its parent object.
 pub struct Timer {
@@ -85,7 +87,7 @@ impl Timer {
                 WdfTimerCreate,
                 timer_config,
                 attributes,
-                &mut timer.wdf_timer
+                &raw mut timer.wdf_timer
             )
         };
         wdk_sys::NT_SUCCESS(status).then_some(timer).ok_or(status)
@@ -108,7 +110,8 @@ impl Timer {
     #[inline]
     pub fn start(&self, due_time: i64) -> bool {
         // SAFETY: `wdf_timer` is the private handle WdfTimerCreate returned.
-        let queued = unsafe { call_unsafe_wdf_function_binding!(WdfTimerStart, self.wdf_timer, due_time) };
+        let queued =
+            unsafe { call_unsafe_wdf_function_binding!(WdfTimerStart, self.wdf_timer, due_time) };
         queued != 0
     }
 

@@ -13727,6 +13727,8 @@ impl Default for _WAIT_CONTEXT_BLOCK {
 pub type WAIT_CONTEXT_BLOCK = _WAIT_CONTEXT_BLOCK;
 pub type PWAIT_CONTEXT_BLOCK = *mut _WAIT_CONTEXT_BLOCK;
 #[repr(C)]
+// ntsim: DECLSPEC_ALIGN(MEMORY_ALLOCATION_ALIGNMENT) in the WDK; mingw-w64 omits it.
+#[repr(align(16))]
 #[derive(Copy, Clone)]
 pub struct _DEVICE_OBJECT {
     pub Type: CSHORT,
@@ -13786,8 +13788,8 @@ impl Default for _DEVICE_OBJECT__bindgen_ty_1 {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of _DEVICE_OBJECT"][::core::mem::size_of::<_DEVICE_OBJECT>() - 328usize];
-    ["Alignment of _DEVICE_OBJECT"][::core::mem::align_of::<_DEVICE_OBJECT>() - 8usize];
+    ["Size of _DEVICE_OBJECT"][::core::mem::size_of::<_DEVICE_OBJECT>() - 336usize];
+    ["Alignment of _DEVICE_OBJECT"][::core::mem::align_of::<_DEVICE_OBJECT>() - 16usize];
     [
         "Offset of field: _DEVICE_OBJECT::Type",
     ][::core::mem::offset_of!(_DEVICE_OBJECT, Type) - 0usize];
@@ -20971,6 +20973,8 @@ pub type DRIVER_CANCEL = ::core::option::Option<
 >;
 pub type PDRIVER_CANCEL = DRIVER_CANCEL;
 #[repr(C)]
+// ntsim: DECLSPEC_ALIGN(MEMORY_ALLOCATION_ALIGNMENT) in the WDK; mingw-w64 omits it.
+#[repr(align(16))]
 #[derive(Copy, Clone)]
 pub struct _IRP {
     pub Type: CSHORT,
@@ -21319,7 +21323,7 @@ impl Default for _IRP__bindgen_ty_3 {
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
     ["Size of _IRP"][::core::mem::size_of::<_IRP>() - 208usize];
-    ["Alignment of _IRP"][::core::mem::align_of::<_IRP>() - 8usize];
+    ["Alignment of _IRP"][::core::mem::align_of::<_IRP>() - 16usize];
     ["Offset of field: _IRP::Type"][::core::mem::offset_of!(_IRP, Type) - 0usize];
     ["Offset of field: _IRP::Size"][::core::mem::offset_of!(_IRP, Size) - 2usize];
     [
