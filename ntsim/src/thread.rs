@@ -121,6 +121,10 @@ pub(crate) fn try_spawn_system_thread(
 pub(crate) fn finish(ctx: &Ctx, object: &ThreadObject) {
     exit_checks(ctx);
     let machine = &ctx.machine;
+    // The thread has terminated once its object is signaled (a joiner may unload the driver
+    // right away), so it is counted out first.
+    object.exited.store(true, Ordering::Release);
+    machine.objects.thread_exited();
     {
         let locked = machine.dispatcher.lock();
         // SAFETY: the header is the object's first field, 8-byte aligned, and only changed under
@@ -128,8 +132,6 @@ pub(crate) fn finish(ctx: &Ctx, object: &ThreadObject) {
         unsafe { dispatcher::set_signal_state(object.header_ptr(), 1, &locked) };
         machine.dispatcher.signal(&locked);
     }
-    object.exited.store(true, Ordering::Release);
-    machine.objects.thread_exited();
     machine.notify();
 }
 
