@@ -64,6 +64,8 @@ pub mod verifier {
     pub const BAD_HANDLE: u64 = 0x3C;
     /// Object reference count would go below zero.
     pub const REFERENCE_COUNT_ZERO: u64 = 0x3F;
+    /// `KeLeaveCriticalRegion` while not in a critical region.
+    pub const LEAVE_CRITICAL_REGION_NOT_ENTERED: u64 = 0x3E;
     /// `KeAcquireSpinLockAtDpcLevel` below `DISPATCH_LEVEL`.
     pub const ACQUIRE_AT_DPC_LEVEL_BELOW_DISPATCH: u64 = 0x40;
     /// `KeReleaseSpinLockFromDpcLevel` below `DISPATCH_LEVEL`.
@@ -78,10 +80,17 @@ pub mod verifier {
     pub const ZW_NOT_PASSIVE: u64 = 0xE6;
     /// `ObReferenceObjectByHandle` with a NULL handle.
     pub const NULL_HANDLE: u64 = 0xF5;
+    /// `KeEnterCriticalRegion` above `APC_LEVEL`.
+    pub const ENTER_CRITICAL_REGION_IRQL: u64 = 0x11A;
+    /// `KeLeaveCriticalRegion` above `APC_LEVEL`.
+    pub const LEAVE_CRITICAL_REGION_IRQL: u64 = 0x11B;
     /// Wait at IRQL above `DISPATCH_LEVEL`.
     pub const WAIT_ABOVE_DISPATCH: u64 = 0x120;
     /// Wait at `DISPATCH_LEVEL` with no timeout.
     pub const WAIT_AT_DISPATCH_INFINITE: u64 = 0x121;
+    /// Deadlock detection: a cycle in the lock acquisition order (P2 the lock being acquired,
+    /// P3 the held lock that closes the cycle).
+    pub const LOCK_HIERARCHY_VIOLATION: u64 = 0x1001;
     /// Deadlock detection: locks released in the wrong order.
     pub const RELEASED_OUT_OF_ORDER: u64 = 0x1003;
     /// Deadlock detection: released by a thread other than the acquirer.
@@ -96,6 +105,11 @@ pub mod verifier {
     pub const THREAD_TERMINATED_OWNING_LOCK: u64 = 0x100A;
     /// DDI compliance rule `IrqlDispatch`: routine requires exactly `DISPATCH_LEVEL`.
     pub const RULE_IRQL_DISPATCH: u64 = 0x0002_0003;
+    /// DDI compliance rule `IrqlKeApcLte2`: critical/guarded region routines and the APC
+    /// queries at <= `APC_LEVEL`.
+    pub const RULE_IRQL_KE_APC_LTE2: u64 = 0x0002_0010;
+    /// DDI compliance rule `GuardedRegions`: enter and leave balanced.
+    pub const RULE_GUARDED_REGIONS: u64 = 0x0004_000E;
     /// DDI compliance rule `IrqlKeReleaseSpinLock`: `NewIrql` is not the saved value.
     pub const RULE_IRQL_KE_RELEASE_SPIN_LOCK: u64 = 0x0002_0015;
     /// DDI compliance rule `IrqlObPassive`.

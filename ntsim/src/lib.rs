@@ -43,6 +43,7 @@ pub mod context;
 pub mod ddi;
 pub mod dispatcher;
 pub mod io;
+pub mod lock_order;
 pub mod machine;
 pub mod objects;
 pub mod pool;

@@ -38,6 +38,8 @@ pub struct MachineConfig {
     pub stack_size: usize,
     /// Also print `DbgPrint` output to standard error as it happens.
     pub echo_debug_output: bool,
+    /// Driver Verifier's deadlock detection: lock-order cycles are 0xC4/0x1001.
+    pub deadlock_detection: bool,
 }
 
 impl Default for MachineConfig {
@@ -50,6 +52,7 @@ impl Default for MachineConfig {
             dpc_time_limit: Duration::from_secs(20),
             stack_size: 512 * 1024,
             echo_debug_output: false,
+            deadlock_detection: true,
         }
     }
 }
@@ -75,6 +78,9 @@ pub struct MachineInner {
     pub processors: Processors,
     /// Pool accounting.
     pub pool: &'static PoolAccount,
+    /// The lock-order graph (deadlock detection), shared with the pool, which forgets the
+    /// locks of freed memory.
+    pub lock_order: &'static crate::lock_order::LockOrder,
     /// Handles and referenced objects.
     pub objects: Objects,
     /// Dispatcher objects and waits.
@@ -238,10 +244,13 @@ impl Machine {
         );
         install_panic_hook();
         let processors = Processors::new(config.processors);
+        let lock_order = crate::lock_order::LockOrder::leak_new();
+        let pool = PoolAccount::leak_new(lock_order);
         let inner = Arc::new(MachineInner {
             boot: Instant::now(),
             processors,
-            pool: PoolAccount::leak_new(),
+            pool,
+            lock_order,
             objects: Objects::default(),
             dispatcher: Dispatcher::default(),
             io: IoState::default(),

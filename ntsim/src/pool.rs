@@ -52,13 +52,16 @@ struct Inner {
 /// The pool of one machine.
 pub struct PoolAccount {
     inner: Mutex<Inner>,
+    /// Freed memory's locks are forgotten here.
+    lock_order: &'static crate::lock_order::LockOrder,
 }
 
 impl PoolAccount {
     /// A new, empty account that lives for the rest of the process (blocks point at it).
-    pub(crate) fn leak_new() -> &'static Self {
+    pub(crate) fn leak_new(lock_order: &'static crate::lock_order::LockOrder) -> &'static Self {
         Box::leak(Box::new(Self {
             inner: Mutex::new(Inner::default()),
+            lock_order,
         }))
     }
 
@@ -282,6 +285,14 @@ pub(crate) unsafe fn free(user: *mut u8) {
     // SAFETY: a non-null `account` in a header was set from a `&'static PoolAccount`.
     if let Some(account) = unsafe { header.account.as_ref() } {
         account.record_free(user as usize);
+        let _kernel = KernelScope::enter();
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "the size came from a usize"
+        )]
+        account
+            .lock_order
+            .forget_range(user as usize, header.size as usize);
     }
     #[allow(
         clippy::cast_possible_truncation,

@@ -34,6 +34,7 @@ const RETURN_RAISED: u32 = ioctl(0x803);
 const COMPLETE_TWICE: u32 = ioctl(0x804);
 const COMPLETE_LATER: u32 = ioctl(0x805);
 const PRINT: u32 = ioctl(0x806);
+const STAY_IN_CRITICAL_REGION: u32 = ioctl(0x807);
 
 unsafe extern "system" fn driver_entry(
     driver: *mut DRIVER_OBJECT,
@@ -178,6 +179,10 @@ extern "C" fn device_control(
             complete(request, 0, 0);
             complete(request, 0, 0);
         }
+        STAY_IN_CRITICAL_REGION => {
+            complete(request, 0, 0);
+            support::enter_critical_region();
+        }
         COMPLETE_LATER => {
             let _thread = support::spawn(complete_later, request as usize);
         }
@@ -298,5 +303,41 @@ fn completing_a_request_twice_is_0x10d() {
             assert_eq!(b.params[0], wdf::REQUEST_ALREADY_COMPLETED);
         }
         other => panic!("expected 0x10D, got {other:?}"),
+    }
+}
+
+#[test]
+fn callback_returning_inside_a_critical_region_is_0x10d_0xf() {
+    let (machine, file) = loaded();
+    match machine.device_io_control(file, STAY_IN_CRITICAL_REGION, &[], &mut []) {
+        Err(IoError::Host(HostError::BugCheck(b))) => {
+            assert_eq!(b.code, code::WDF_VIOLATION);
+            assert_eq!(b.params[0], wdf::CALLBACK_CRITICAL_REGION);
+            assert_eq!(
+                b.params[1], device_control as *const () as u64,
+                "P2 is the callback"
+            );
+        }
+        other => panic!("expected 0x10D/0xF, got {other:?}"),
+    }
+}
+
+unsafe extern "system" fn entry_leaving_a_critical_region(
+    _driver: *mut DRIVER_OBJECT,
+    _path: PCUNICODE_STRING,
+) -> NTSTATUS {
+    support::enter_critical_region();
+    0
+}
+
+#[test]
+fn returning_to_user_mode_inside_a_critical_region_is_0x1() {
+    let machine = support::machine(2);
+    match machine.load_driver("leaky", entry_leaving_a_critical_region) {
+        Err(IoError::Host(HostError::BugCheck(b))) => {
+            assert_eq!(b.code, code::APC_INDEX_MISMATCH);
+            assert_eq!(b.params, [0, 0, 0xFFFF, 0]);
+        }
+        other => panic!("expected 0x1, got {other:?}"),
     }
 }

@@ -29,6 +29,7 @@ macro_rules! export {
     };
 }
 
+pub mod apc;
 pub mod debug;
 pub mod dpc;
 pub mod irql;

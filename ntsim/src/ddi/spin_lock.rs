@@ -83,6 +83,7 @@ pub(crate) fn spin_acquire(e: &Entry, lock: PKSPIN_LOCK, queued: bool) {
             ),
         );
     }
+    e.machine.lock_order.acquire(e, lock as usize);
     let began = Instant::now();
     let mut spins = 0;
     while word

@@ -51,6 +51,42 @@ pub fn irql() -> u8 {
     unsafe { ntddk::KeGetCurrentIrql() }
 }
 
+/// `KeEnterCriticalRegion`.
+pub fn enter_critical_region() {
+    // SAFETY: no pointers; misuse is a bug check.
+    unsafe { ntddk::KeEnterCriticalRegion() }
+}
+
+/// `KeLeaveCriticalRegion`.
+pub fn leave_critical_region() {
+    // SAFETY: no pointers; misuse is a bug check.
+    unsafe { ntddk::KeLeaveCriticalRegion() }
+}
+
+/// `KeEnterGuardedRegion`.
+pub fn enter_guarded_region() {
+    // SAFETY: no pointers; misuse is a bug check.
+    unsafe { ntddk::KeEnterGuardedRegion() }
+}
+
+/// `KeLeaveGuardedRegion`.
+pub fn leave_guarded_region() {
+    // SAFETY: no pointers; misuse is a bug check.
+    unsafe { ntddk::KeLeaveGuardedRegion() }
+}
+
+/// `KeAreApcsDisabled`.
+pub fn apcs_disabled() -> bool {
+    // SAFETY: no pointers; misuse is a bug check.
+    unsafe { ntddk::KeAreApcsDisabled() != 0 }
+}
+
+/// `KeAreAllApcsDisabled`.
+pub fn all_apcs_disabled() -> bool {
+    // SAFETY: no pointers; misuse is a bug check.
+    unsafe { ntddk::KeAreAllApcsDisabled() != 0 }
+}
+
 /// `KeStallExecutionProcessor`.
 pub fn stall(us: u32) {
     // SAFETY: no preconditions.
