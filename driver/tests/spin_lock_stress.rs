@@ -1,5 +1,6 @@
 //! The spin lock IOCTL end to end: client request → I/O manager → KMDF queue → driver →
 //! system threads and DPCs on the emulated processors → response.
+#![cfg(not(windows))] // These tests run the driver on ntsim, the host kernel.
 
 mod common;
 
