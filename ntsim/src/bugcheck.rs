@@ -18,6 +18,9 @@ pub mod code {
     pub const SPIN_LOCK_ALREADY_OWNED: u32 = 0xF;
     /// `KMODE_EXCEPTION_NOT_HANDLED`.
     pub const KMODE_EXCEPTION_NOT_HANDLED: u32 = 0x1E;
+    /// `SHARED_RESOURCE_CONV_ERROR`: `ExConvertExclusiveToSharedLite` on a resource the caller
+    /// does not own exclusively (ddi.md 13.3, emulator convention; P1 resource, P2 thread).
+    pub const SHARED_RESOURCE_CONV_ERROR: u32 = 0x1F;
     /// `KERNEL_APC_PENDING_DURING_EXIT`.
     pub const KERNEL_APC_PENDING_DURING_EXIT: u32 = 0x20;
     /// `IRQL_GT_ZERO_AT_SYSTEM_SERVICE`.
@@ -38,12 +41,19 @@ pub mod code {
     pub const IRQL_UNEXPECTED_VALUE: u32 = 0xC8;
     /// `DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS`.
     pub const DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS: u32 = 0xCE;
-    /// `RESOURCE_NOT_OWNED`.
+    /// `RESOURCE_NOT_OWNED`: a thread released an `ERESOURCE` it does not own (P1 resource, P2
+    /// thread).
     pub const RESOURCE_NOT_OWNED: u32 = 0xE3;
     /// `WDF_VIOLATION` (P1 = subcode, see [`super::wdf`]).
     pub const WDF_VIOLATION: u32 = 0x10D;
+    /// `RESOURCE_OWNER_POINTER_INVALID`: an owner pointer for an `ERESOURCE` without its two low
+    /// bits set (P1 resource, P2 owner table, P3 current thread, P4 owner pointer).
+    pub const RESOURCE_OWNER_POINTER_INVALID: u32 = 0x132;
     /// `DPC_WATCHDOG_VIOLATION`.
     pub const DPC_WATCHDOG_VIOLATION: u32 = 0x133;
+    /// `ERESOURCE_INVALID_RELEASE`: `ExReleaseResourceForThreadLite` with a target that does not
+    /// own the resource (P1 resource, P2 current thread, P3 the bad target).
+    pub const ERESOURCE_INVALID_RELEASE: u32 = 0x16E;
     /// `THREAD_TERMINATE_HELD_MUTEX`.
     pub const THREAD_TERMINATE_HELD_MUTEX: u32 = 0x4000_008A;
     /// What `wdk-panic` on windows-drivers-rs main raises for a Rust panic ("RPNC").
@@ -52,18 +62,29 @@ pub mod code {
 
 /// `DRIVER_VERIFIER_DETECTED_VIOLATION` (0xC4) subcodes used by ntsim (ddi.md 12.2).
 pub mod verifier {
+    /// Freed pool contains an initialised, not deleted `ERESOURCE` (P2 resource, P3 pool type:
+    /// ntsim does not record it and reports 0, P4 the pool block).
+    pub const FREED_POOL_CONTAINS_ERESOURCE: u64 = 0x17;
     /// `KeRaiseIrql` to a lower level or above `HIGH_LEVEL`.
     pub const RAISE_IRQL_INVALID: u64 = 0x30;
     /// `KeLowerIrql` to a higher level (P4 = 1: below `DISPATCH_LEVEL` inside a DPC).
     pub const LOWER_IRQL_INVALID: u64 = 0x31;
     /// `KeReleaseSpinLock` at an IRQL other than `DISPATCH_LEVEL`.
     pub const RELEASE_SPIN_LOCK_BAD_IRQL: u64 = 0x32;
+    /// A resource acquired while normal kernel APCs are enabled (P2 IRQL, P3 APC-disable count,
+    /// P4 resource).
+    pub const RESOURCE_ACQUIRE_APCS_ENABLED: u64 = 0x37;
+    /// A resource released while normal kernel APCs are enabled (P2 IRQL, P3 APC-disable count,
+    /// P4 resource).
+    pub const RESOURCE_RELEASE_APCS_ENABLED: u64 = 0x38;
     /// `KeWaitXxx` at `DISPATCH_LEVEL` with a nonzero timeout.
     pub const WAIT_AT_DISPATCH: u64 = 0x3B;
     /// `ObReferenceObjectByHandle` with a bad handle.
     pub const BAD_HANDLE: u64 = 0x3C;
     /// Object reference count would go below zero.
     pub const REFERENCE_COUNT_ZERO: u64 = 0x3F;
+    /// A NULL or misaligned `ERESOURCE` passed to a resource routine (P4 resource).
+    pub const BAD_RESOURCE_ADDRESS: u64 = 0x3D;
     /// `KeLeaveCriticalRegion` while not in a critical region.
     pub const LEAVE_CRITICAL_REGION_NOT_ENTERED: u64 = 0x3E;
     /// `KeAcquireSpinLockAtDpcLevel` below `DISPATCH_LEVEL`.
@@ -74,6 +95,10 @@ pub mod verifier {
     pub const ACQUIRE_SPIN_LOCK_ABOVE_DISPATCH: u64 = 0x42;
     /// Driver unloaded without freeing its pool allocations (P3 count, P4 bytes).
     pub const POOL_LEAKED_AT_UNLOAD: u64 = 0x62;
+    /// An `ERESOURCE` initialised again while live (P2 resource).
+    pub const RESOURCE_REINITIALIZED: u64 = 0xD0;
+    /// `ExDeleteResourceLite` of an `ERESOURCE` that is not initialised (P2 resource).
+    pub const RESOURCE_DELETE_UNINITIALIZED: u64 = 0xD1;
     /// A kernel API called at an incorrect IRQL (generic).
     pub const API_AT_WRONG_IRQL: u64 = 0xE5;
     /// A `Zw` API called not at `PASSIVE_LEVEL` or with special kernel APCs disabled.
@@ -88,9 +113,14 @@ pub mod verifier {
     pub const WAIT_ABOVE_DISPATCH: u64 = 0x120;
     /// Wait at `DISPATCH_LEVEL` with no timeout.
     pub const WAIT_AT_DISPATCH_INFINITE: u64 = 0x121;
+    /// Deadlock detection: self-deadlock, e.g. an exclusive acquire of a resource the thread owns
+    /// only shared (P2 resource).
+    pub const SELF_DEADLOCK: u64 = 0x1000;
     /// Deadlock detection: a cycle in the lock acquisition order (P2 the lock being acquired,
     /// P3 the held lock that closes the cycle).
     pub const LOCK_HIERARCHY_VIOLATION: u64 = 0x1001;
+    /// Deadlock detection: a lock used without having been initialised (P2 lock).
+    pub const UNINITIALIZED_LOCK: u64 = 0x1002;
     /// Deadlock detection: locks released in the wrong order.
     pub const RELEASED_OUT_OF_ORDER: u64 = 0x1003;
     /// Deadlock detection: released by a thread other than the acquirer.
@@ -103,8 +133,13 @@ pub mod verifier {
     pub const RELEASE_API_MISMATCH: u64 = 0x1009;
     /// Deadlock detection: a terminated thread still owns a lock.
     pub const THREAD_TERMINATED_OWNING_LOCK: u64 = 0x100A;
+    /// Deadlock detection: a deleted lock is still owned (P2 lock, P3 owner thread).
+    pub const DELETED_LOCK_STILL_OWNED: u64 = 0x100B;
     /// DDI compliance rule `IrqlDispatch`: routine requires exactly `DISPATCH_LEVEL`.
     pub const RULE_IRQL_DISPATCH: u64 = 0x0002_0003;
+    /// DDI compliance rule `IrqlExApcLte3`: resource acquires, `ExConvertExclusiveToSharedLite`
+    /// and `ExDeleteResourceLite` at <= `APC_LEVEL`.
+    pub const RULE_IRQL_EX_APC_LTE3: u64 = 0x0002_0007;
     /// DDI compliance rule `IrqlKeApcLte2`: critical/guarded region routines and the APC
     /// queries at <= `APC_LEVEL`.
     pub const RULE_IRQL_KE_APC_LTE2: u64 = 0x0002_0010;
@@ -155,6 +190,7 @@ impl BugCheck {
             code::MAXIMUM_WAIT_OBJECTS_EXCEEDED => "MAXIMUM_WAIT_OBJECTS_EXCEEDED",
             code::SPIN_LOCK_ALREADY_OWNED => "SPIN_LOCK_ALREADY_OWNED",
             code::KMODE_EXCEPTION_NOT_HANDLED => "KMODE_EXCEPTION_NOT_HANDLED",
+            code::SHARED_RESOURCE_CONV_ERROR => "SHARED_RESOURCE_CONV_ERROR",
             code::KERNEL_APC_PENDING_DURING_EXIT => "KERNEL_APC_PENDING_DURING_EXIT",
             code::IRQL_GT_ZERO_AT_SYSTEM_SERVICE => "IRQL_GT_ZERO_AT_SYSTEM_SERVICE",
             code::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED => "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED",
@@ -169,7 +205,9 @@ impl BugCheck {
             }
             code::RESOURCE_NOT_OWNED => "RESOURCE_NOT_OWNED",
             code::WDF_VIOLATION => "WDF_VIOLATION",
+            code::RESOURCE_OWNER_POINTER_INVALID => "RESOURCE_OWNER_POINTER_INVALID",
             code::DPC_WATCHDOG_VIOLATION => "DPC_WATCHDOG_VIOLATION",
+            code::ERESOURCE_INVALID_RELEASE => "ERESOURCE_INVALID_RELEASE",
             code::THREAD_TERMINATE_HELD_MUTEX => "THREAD_TERMINATE_HELD_MUTEX",
             code::RUST_PANIC => "RUST_PANIC (wdk-panic)",
             _ => "UNKNOWN_BUGCHECK",

@@ -87,6 +87,9 @@ pub struct MachineInner {
     pub dispatcher: Dispatcher,
     /// The driver, its device, queues and open files.
     pub io: IoState,
+    /// Executive resources (`ERESOURCE`) initialised and not deleted, with their owners and
+    /// waiters.
+    pub resources: crate::ddi::resource::Resources,
     dead: AtomicBool,
     bugcheck: Mutex<Option<BugCheck>>,
     changed: Condvar,
@@ -254,6 +257,7 @@ impl Machine {
             objects: Objects::default(),
             dispatcher: Dispatcher::default(),
             io: IoState::default(),
+            resources: crate::ddi::resource::Resources::default(),
             dead: AtomicBool::new(false),
             bugcheck: Mutex::new(None),
             changed: Condvar::new(),

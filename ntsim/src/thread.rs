@@ -136,7 +136,7 @@ pub(crate) fn finish(ctx: &Ctx, object: &ThreadObject) {
 }
 
 /// What Windows checks when a system thread ends (ddi.md 13.5 with errata 9):
-/// a lock still held is 0xC4/0x100A; the exit path then lowers IRQL to `PASSIVE_LEVEL` (a raised
+/// a lock still held (an executive resource still owned) is 0xC4/0x100A; the exit path then lowers IRQL to `PASSIVE_LEVEL` (a raised
 /// IRQL alone is not fatal, ntsim logs it); an unbalanced APC-disable count is 0x20.
 pub(crate) fn exit_checks(ctx: &Ctx) {
     let held = ctx.held.borrow().first().cloned();
@@ -157,6 +157,7 @@ pub(crate) fn exit_checks(ctx: &Ctx) {
             ),
         );
     }
+    crate::ddi::resource::exit_check(ctx);
     let level = ctx.irql.get();
     if level != irql::PASSIVE {
         ctx.machine.log_line(format!(

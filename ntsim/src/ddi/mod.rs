@@ -35,6 +35,7 @@ pub mod dpc;
 pub mod irql;
 pub mod pool;
 pub mod processor;
+pub mod resource;
 pub mod spin_lock;
 pub mod thread;
 pub mod wait;

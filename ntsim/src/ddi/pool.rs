@@ -63,6 +63,13 @@ fn free(e: &Entry, p: PVOID, tag: Option<u32>) {
             format!("{} at IRQL {level}", e.ddi),
         );
     }
+    if let Some((_, size)) = e.machine.pool.lookup(p as usize) {
+        crate::ddi::resource::check_free(
+            e,
+            p as usize,
+            usize::try_from(size).unwrap_or(usize::MAX),
+        );
+    }
     match pool::free_checked(e.machine.pool, p.cast(), tag) {
         Ok(()) => {}
         Err(FreeError::NotLive) => e.bugcheck(
@@ -91,7 +98,8 @@ fn free(e: &Entry, p: PVOID, tag: Option<u32>) {
 }
 
 export! {
-    /// Frees pool. IRQL <= `DISPATCH_LEVEL` for nonpaged pool.
+    /// Frees pool. IRQL <= `DISPATCH_LEVEL` for nonpaged pool. A block that still contains an
+    /// initialised executive resource is 0xC4/0x17.
     fn ExFreePool(P: PVOID) {
         let e = enter("ExFreePool");
         free(&e, P, None);

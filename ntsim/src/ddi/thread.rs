@@ -13,7 +13,7 @@ use wdk_sys::{
 
 use crate::{
     bugcheck::{code, verifier},
-    context::{self, enter, irql, ContextKind, Entry},
+    context::{self, enter, irql, ContextKind, Ctx, Entry},
     objects::{HandleError, Object},
     thread,
 };
@@ -212,15 +212,25 @@ export! {
     }
 }
 
-/// `PsGetCurrentThread`: the current thread object, or NULL outside a system thread.
-/// The WDK only inlines it; drivers that need it declare this export themselves (errata 3).
+/// The `PETHREAD` value of a context, which is also its `ERESOURCE_THREAD`.
+///
+/// That is what `ExGetCurrentResourceThread` gives: the thread object of a system thread; for a
+/// context ntsim did not create a thread object for, a stable, unique stand-in derived from its
+/// uid (16-byte aligned, so its two low bits are clear, unlike a resource owner pointer's).
+#[must_use]
+pub fn thread_id(ctx: &Ctx) -> usize {
+    if ctx.thread_object == 0 {
+        usize::try_from(ctx.uid).unwrap_or(usize::MAX >> 4) << 4
+    } else {
+        ctx.thread_object
+    }
+}
+
+/// `PsGetCurrentThread`: the current thread object (see [`thread_id`] for contexts that are not
+/// system threads). The WDK only inlines it; drivers that need it declare this export themselves
+/// (errata 3).
 #[unsafe(no_mangle)]
 pub extern "C" fn PsGetCurrentThread() -> PVOID {
     let e = enter("PsGetCurrentThread");
-    if e.thread_object == 0 {
-        // Not a thread ntsim created: use the context's uid as a stable, unique identity.
-        ptr::without_provenance_mut(usize::try_from(e.uid).unwrap_or(usize::MAX) << 4)
-    } else {
-        e.thread_object as PVOID
-    }
+    ptr::without_provenance_mut(thread_id(&e))
 }
