@@ -175,11 +175,13 @@ impl MachineInner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         loop {
-            if let Some(v) = done() {
-                return Ok(v);
-            }
+            // A dead machine answers every host call with its bug check, even when the value
+            // asked for happens to be there.
             if let Some(b) = self.bugcheck() {
                 return Err(HostError::BugCheck(b));
+            }
+            if let Some(v) = done() {
+                return Ok(v);
             }
             let now = Instant::now();
             if now >= deadline {
@@ -293,6 +295,9 @@ impl Machine {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        if let Some(b) = self.bugcheck() {
+            return Err(HostError::BugCheck(b));
+        }
         let slot = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
         let inner = Arc::clone(&self.inner);
