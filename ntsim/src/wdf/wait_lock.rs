@@ -26,7 +26,7 @@ use std::{
 
 use wdk_sys::{NTSTATUS, PLONGLONG, PWDF_OBJECT_ATTRIBUTES, WDFWAITLOCK};
 
-use super::{apply_attributes, check_handle, Kind};
+use super::{apply_attributes, Kind};
 use crate::{
     bugcheck::{code, verifier, wdf as sub},
     context::{self, enter, irql, Entry},
@@ -66,11 +66,8 @@ unsafe fn decode(timeout: PLONGLONG) -> Deadline {
     })
 }
 
-/// The lock behind `handle`, or 0x10D/0x4.
+/// The lock behind `handle`, or 0x10D/0x4 when it is not a live wait lock.
 fn lookup(e: &Entry, handle: WDFWAITLOCK) -> Arc<WaitLock> {
-    check_handle(e, handle as usize, "WDFWAITLOCK", |k| {
-        matches!(k, Kind::WaitLock(_))
-    });
     let table = e.machine.io.objects.lock();
     if let Some(Kind::WaitLock(lock)) = table.map.get(&(handle as usize)).map(|o| &o.kind) {
         return Arc::clone(lock);

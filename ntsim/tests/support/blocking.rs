@@ -51,7 +51,7 @@ impl Mutex {
         Self(Box::into_raw(Box::<FAST_MUTEX>::default()) as usize)
     }
 
-    /// Zeroed storage initialised with `KeInitializeGuardedMutex`.
+    /// Zeroed storage initialised with `KeInitializeGuardedMutex` (call on an emulated thread).
     pub fn guarded() -> Self {
         let m = Self::zeroed();
         // SAFETY: leaked, aligned, unused FAST_MUTEX.
@@ -62,6 +62,11 @@ impl Mutex {
     /// Its address as bug check parameters show it.
     pub const fn addr(self) -> u64 {
         self.0 as u64
+    }
+
+    /// Its address as a `usize`.
+    pub const fn raw(self) -> usize {
+        self.0
     }
 
     const fn ptr(self) -> *mut FAST_MUTEX {
@@ -153,12 +158,20 @@ impl Mutex {
 pub struct PushLock(usize);
 
 impl PushLock {
-    /// New storage initialised with `ExInitializePushLock`.
+    /// New storage in the state `ExInitializePushLock` gives (0).
     pub fn new() -> Self {
-        let lock = Self(Box::into_raw(Box::new(ULONG_PTR::MAX)) as usize);
+        Self(Box::into_raw(Box::new(0 as ULONG_PTR)) as usize)
+    }
+
+    /// New storage filled with garbage (all ones), to be initialised with [`Self::initialize`].
+    pub fn garbage() -> Self {
+        Self(Box::into_raw(Box::new(ULONG_PTR::MAX)) as usize)
+    }
+
+    /// `ExInitializePushLock` (call on an emulated thread).
+    pub fn initialize(self) {
         // SAFETY: leaked, aligned ULONG_PTR.
-        unsafe { ntddk::ExInitializePushLock(lock.ptr()) };
-        lock
+        unsafe { ntddk::ExInitializePushLock(self.ptr()) }
     }
 
     /// Its address as bug check parameters show it.
@@ -239,6 +252,16 @@ impl WaitLock {
         };
         assert_eq!(status, 0, "WdfWaitLockCreate");
         Self(handle as usize)
+    }
+
+    /// The lock whose handle is `raw` (from [`Self::raw`]).
+    pub const fn from_addr(raw: usize) -> Self {
+        Self(raw)
+    }
+
+    /// The handle as a `usize`, to share with other threads.
+    pub const fn raw(self) -> usize {
+        self.0
     }
 
     /// The handle as bug check parameters show it.
