@@ -54,6 +54,11 @@ pub mod code {
     /// `ERESOURCE_INVALID_RELEASE`: `ExReleaseResourceForThreadLite` with a target that does not
     /// own the resource (P1 resource, P2 current thread, P3 the bad target).
     pub const ERESOURCE_INVALID_RELEASE: u32 = 0x16E;
+    /// `INVALID_PUSH_LOCK_FLAGS` (P1 flags, P2 lock).
+    pub const INVALID_PUSH_LOCK_FLAGS: u32 = 0x152;
+    /// `KERNEL_AUTO_BOOST_INVALID_LOCK_RELEASE`: an AutoBoost-tracked lock (push lock, fast or
+    /// guarded mutex) released by a thread that does not own it (P1 thread, P2 lock).
+    pub const KERNEL_AUTO_BOOST_INVALID_LOCK_RELEASE: u32 = 0x162;
     /// `THREAD_TERMINATE_HELD_MUTEX`.
     pub const THREAD_TERMINATE_HELD_MUTEX: u32 = 0x4000_008A;
     /// What `wdk-panic` on windows-drivers-rs main raises for a Rust panic ("RPNC").
@@ -77,6 +82,18 @@ pub mod verifier {
     /// A resource released while normal kernel APCs are enabled (P2 IRQL, P3 APC-disable count,
     /// P4 resource).
     pub const RESOURCE_RELEASE_APCS_ENABLED: u64 = 0x38;
+    /// Fast mutex acquired above `APC_LEVEL` (P2 IRQL, P3 mutex).
+    pub const FAST_MUTEX_ACQUIRE_IRQL: u64 = 0x33;
+    /// Fast (or Windows 8+ guarded) mutex released at an IRQL other than `APC_LEVEL` (P2 IRQL,
+    /// P3 `CombinedApcDisable`, P4 mutex).
+    pub const FAST_MUTEX_RELEASE_IRQL: u64 = 0x34;
+    /// "Unsafe" mutex acquire without APCs disabled (P2 IRQL, P3 `CombinedApcDisable`, P4 mutex).
+    ///
+    /// Fast mutex: IRQL not `APC_LEVEL` and no critical or guarded region; guarded mutex
+    /// (emulator convention): IRQL not `APC_LEVEL` and no guarded region.
+    pub const UNSAFE_MUTEX_ACQUIRE_APCS_ENABLED: u64 = 0x39;
+    /// "Unsafe" mutex release without APCs disabled (as 0x39).
+    pub const UNSAFE_MUTEX_RELEASE_APCS_ENABLED: u64 = 0x3A;
     /// `KeWaitXxx` at `DISPATCH_LEVEL` with a nonzero timeout.
     pub const WAIT_AT_DISPATCH: u64 = 0x3B;
     /// `ObReferenceObjectByHandle` with a bad handle.
@@ -103,6 +120,12 @@ pub mod verifier {
     pub const API_AT_WRONG_IRQL: u64 = 0xE5;
     /// A `Zw` API called not at `PASSIVE_LEVEL` or with special kernel APCs disabled.
     pub const ZW_NOT_PASSIVE: u64 = 0xE6;
+    /// Push lock acquired while normal kernel APCs are enabled, or above `APC_LEVEL` (P2 IRQL,
+    /// P3 `CombinedApcDisable`, P4 lock).
+    pub const PUSH_LOCK_ACQUIRE_APCS_ENABLED: u64 = 0xEA;
+    /// Push lock released while normal kernel APCs are enabled (P2 IRQL, P3
+    /// `CombinedApcDisable`, P4 lock).
+    pub const PUSH_LOCK_RELEASE_APCS_ENABLED: u64 = 0xEB;
     /// `ObReferenceObjectByHandle` with a NULL handle.
     pub const NULL_HANDLE: u64 = 0xF5;
     /// `KeEnterCriticalRegion` above `APC_LEVEL`.
@@ -125,6 +148,8 @@ pub mod verifier {
     pub const RELEASED_OUT_OF_ORDER: u64 = 0x1003;
     /// Deadlock detection: released by a thread other than the acquirer.
     pub const RELEASED_BY_OTHER_THREAD: u64 = 0x1004;
+    /// Deadlock detection: a lock initialised again while it is held (P2 lock).
+    pub const LOCK_INITIALIZED_TWICE: u64 = 0x1005;
     /// Deadlock detection: released without having been acquired.
     pub const RELEASED_NOT_ACQUIRED: u64 = 0x1007;
     /// Deadlock detection: acquired with an API that does not match the lock's use.
@@ -140,6 +165,9 @@ pub mod verifier {
     /// DDI compliance rule `IrqlExApcLte3`: resource acquires, `ExConvertExclusiveToSharedLite`
     /// and `ExDeleteResourceLite` at <= `APC_LEVEL`.
     pub const RULE_IRQL_EX_APC_LTE3: u64 = 0x0002_0007;
+    /// DDI compliance rule `IrqlKeApcLte1`: guarded-mutex routines (and
+    /// `KeDelayExecutionThread`) at <= `APC_LEVEL`.
+    pub const RULE_IRQL_KE_APC_LTE1: u64 = 0x0002_000F;
     /// DDI compliance rule `IrqlKeApcLte2`: critical/guarded region routines and the APC
     /// queries at <= `APC_LEVEL`.
     pub const RULE_IRQL_KE_APC_LTE2: u64 = 0x0002_0010;
@@ -159,6 +187,12 @@ pub mod wdf {
     pub const CALLBACK_IRQL_CHANGED: u64 = 0xE;
     /// An event callback entered a critical region and did not leave it.
     pub const CALLBACK_CRITICAL_REGION: u64 = 0xF;
+    /// Acquiring a lock the caller already holds (`WdfWaitLockAcquire` recursion; P2 the lock
+    /// handle, which the documentation leaves reserved).
+    pub const RECURSIVE_LOCK: u64 = 0x2;
+    /// Invalid WDF lock use; ntsim also reports a wait lock released by a thread that does not
+    /// hold it this way (P2 lock handle, P3 = 1 as for a WDF spin lock).
+    pub const INVALID_LOCK_OPERATION: u64 = 0xB;
     /// ntsim convention: a WDF handle that is not a live object of the expected type.
     pub const INVALID_HANDLE: u64 = 0x4;
     /// ntsim convention: a request completed twice.
@@ -208,6 +242,10 @@ impl BugCheck {
             code::RESOURCE_OWNER_POINTER_INVALID => "RESOURCE_OWNER_POINTER_INVALID",
             code::DPC_WATCHDOG_VIOLATION => "DPC_WATCHDOG_VIOLATION",
             code::ERESOURCE_INVALID_RELEASE => "ERESOURCE_INVALID_RELEASE",
+            code::INVALID_PUSH_LOCK_FLAGS => "INVALID_PUSH_LOCK_FLAGS",
+            code::KERNEL_AUTO_BOOST_INVALID_LOCK_RELEASE => {
+                "KERNEL_AUTO_BOOST_INVALID_LOCK_RELEASE"
+            }
             code::THREAD_TERMINATE_HELD_MUTEX => "THREAD_TERMINATE_HELD_MUTEX",
             code::RUST_PANIC => "RUST_PANIC (wdk-panic)",
             _ => "UNKNOWN_BUGCHECK",

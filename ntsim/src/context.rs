@@ -45,13 +45,25 @@ pub enum LockFamily {
     /// `KeAcquireSpinLockAtDpcLevel`, `KeTryToAcquireSpinLockAtDpcLevel` /
     /// `KeReleaseSpinLockFromDpcLevel`.
     SpinAtDpc,
+    /// `ExAcquireFastMutex`, `ExTryToAcquireFastMutex` / `ExReleaseFastMutex`.
+    FastMutex,
+    /// `ExAcquireFastMutexUnsafe` / `ExReleaseFastMutexUnsafe`.
+    FastMutexUnsafe,
+    /// `KeAcquireGuardedMutex`, `KeTryToAcquireGuardedMutex` / `KeReleaseGuardedMutex`.
+    GuardedMutex,
+    /// `KeAcquireGuardedMutexUnsafe` / `KeReleaseGuardedMutexUnsafe`.
+    GuardedMutexUnsafe,
+    /// `ExAcquirePushLockExclusiveEx` / `ExReleasePushLockExclusiveEx`.
+    PushLockExclusive,
+    /// `ExAcquirePushLockSharedEx` / `ExReleasePushLockSharedEx`.
+    PushLockShared,
 }
 
 impl LockFamily {
     /// Whether the acquire raised IRQL and the release restores it (releases must be LIFO).
     #[must_use]
     pub const fn restores_irql(self) -> bool {
-        matches!(self, Self::SpinRaise)
+        matches!(self, Self::SpinRaise | Self::FastMutex | Self::GuardedMutex)
     }
 }
 

@@ -59,9 +59,10 @@ impl Dispatcher {
         self.changed.notify_all();
     }
 
-    /// Wakes every waiter (machine died or is stopping).
+    /// Wakes every waiter (machine died or is stopping). It does not take the dispatcher lock:
+    /// a context halted by a bug check may hold it forever, and waiters re-check the machine's
+    /// state at least every sleep slice anyway.
     pub fn wake_all(&self) {
-        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.changed.notify_all();
     }
 

@@ -32,9 +32,12 @@ macro_rules! export {
 pub mod apc;
 pub mod debug;
 pub mod dpc;
+pub mod fast_mutex;
+pub mod guarded_mutex;
 pub mod irql;
 pub mod pool;
 pub mod processor;
+pub mod push_lock;
 pub mod resource;
 pub mod spin_lock;
 pub mod thread;

@@ -248,3 +248,4 @@ pub fn join(handle: HANDLE) {
     // SAFETY: drops the reference taken above.
     let _ = unsafe { ntddk::ObfDereferenceObject(object) };
 }
+pub mod blocking;
