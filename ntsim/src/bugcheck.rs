@@ -38,6 +38,10 @@ pub mod code {
     pub const IRQL_UNEXPECTED_VALUE: u32 = 0xC8;
     /// `DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS`.
     pub const DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS: u32 = 0xCE;
+    /// `WORKER_THREAD_RETURNED_AT_BAD_IRQL`: a work item returned at `DISPATCH_LEVEL` or above.
+    pub const WORKER_THREAD_RETURNED_AT_BAD_IRQL: u32 = 0xE1;
+    /// `ACTIVE_EX_WORKER_THREAD_TERMINATION`: a system worker thread tried to terminate.
+    pub const ACTIVE_EX_WORKER_THREAD_TERMINATION: u32 = 0xE9;
     /// `RESOURCE_NOT_OWNED`.
     pub const RESOURCE_NOT_OWNED: u32 = 0xE3;
     /// `WDF_VIOLATION` (P1 = subcode, see [`super::wdf`]).
@@ -72,6 +76,9 @@ pub mod verifier {
     pub const ACQUIRE_SPIN_LOCK_ABOVE_DISPATCH: u64 = 0x42;
     /// Driver unloaded without freeing its pool allocations (P3 count, P4 bytes).
     pub const POOL_LEAKED_AT_UNLOAD: u64 = 0x62;
+    /// A synchronization object at an invalid (null, misaligned) or pageable address; ntsim
+    /// also uses it for objects too small or not initialised as the DDI requires.
+    pub const INVALID_SYNC_OBJECT_ADDRESS: u64 = 0xE1;
     /// A kernel API called at an incorrect IRQL (generic).
     pub const API_AT_WRONG_IRQL: u64 = 0xE5;
     /// A `Zw` API called not at `PASSIVE_LEVEL` or with special kernel APCs disabled.
@@ -82,6 +89,9 @@ pub mod verifier {
     pub const WAIT_ABOVE_DISPATCH: u64 = 0x120;
     /// Wait at `DISPATCH_LEVEL` with no timeout.
     pub const WAIT_AT_DISPATCH_INFINITE: u64 = 0x121;
+    /// Deadlock detection: self-deadlock. ntsim (emulator convention, ddi.md 13.3) also reports a
+    /// run-down wait by a context that itself holds protection on the reference.
+    pub const SELF_DEADLOCK: u64 = 0x1000;
     /// Deadlock detection: locks released in the wrong order.
     pub const RELEASED_OUT_OF_ORDER: u64 = 0x1003;
     /// Deadlock detection: released by a thread other than the acquirer.
@@ -153,6 +163,8 @@ impl BugCheck {
             code::DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS => {
                 "DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS"
             }
+            code::WORKER_THREAD_RETURNED_AT_BAD_IRQL => "WORKER_THREAD_RETURNED_AT_BAD_IRQL",
+            code::ACTIVE_EX_WORKER_THREAD_TERMINATION => "ACTIVE_EX_WORKER_THREAD_TERMINATION",
             code::RESOURCE_NOT_OWNED => "RESOURCE_NOT_OWNED",
             code::WDF_VIOLATION => "WDF_VIOLATION",
             code::DPC_WATCHDOG_VIOLATION => "DPC_WATCHDOG_VIOLATION",

@@ -31,8 +31,15 @@ pub struct MachineConfig {
     /// How long a host-side call ([`Machine::run`], an IOCTL) waits before reporting the machine
     /// hung.
     pub hang_budget: Duration,
-    /// Single-DPC time limit of the DPC watchdog (errata 6: seconds, as on Windows).
+    /// Single-DPC time limit of the DPC watchdog (errata 6: seconds, as on Windows; default
+    /// 20 s = 0x500 clock ticks). A DPC routine running longer is 0x133 with P1 = 0.
+    /// `Duration::ZERO` disables it (`KeQueryDpcWatchdogInformation` then reports 0).
     pub dpc_time_limit: Duration,
+    /// Cumulative limit of the DPC watchdog: how long a processor may stay at `DISPATCH_LEVEL`
+    /// or above without dropping below (DPCs back to back, a spin lock held, a raised thread).
+    /// Default 120 s = 0x1E00 clock ticks, as Windows reports it; exceeding it is 0x133 with
+    /// P1 = 1. `Duration::ZERO` disables it.
+    pub dpc_watchdog_limit: Duration,
     /// Stack size of emulated threads. Kernel stacks are 24 KiB; the default is larger because
     /// ntsim's own code runs on the same stack in unoptimised builds.
     pub stack_size: usize,
@@ -48,6 +55,7 @@ impl Default for MachineConfig {
             spin_budget: Duration::from_secs(30),
             hang_budget: Duration::from_secs(600),
             dpc_time_limit: Duration::from_secs(20),
+            dpc_watchdog_limit: Duration::from_secs(120),
             stack_size: 512 * 1024,
             echo_debug_output: false,
         }
@@ -81,6 +89,10 @@ pub struct MachineInner {
     pub dispatcher: Dispatcher,
     /// The driver, its device, queues and open files.
     pub io: IoState,
+    /// Which contexts hold run-down protection on which references (ddi.md 9, 13.3).
+    pub rundown: crate::ddi::rundown::Tracker,
+    /// Work items queued or running (ddi.md 13.5).
+    pub work_items: crate::ddi::work_item::Tracker,
     dead: AtomicBool,
     bugcheck: Mutex<Option<BugCheck>>,
     changed: Condvar,
@@ -196,6 +208,11 @@ impl MachineInner {
             .push(line);
     }
 
+    /// Nanoseconds since boot.
+    pub fn now_nanos(&self) -> u64 {
+        u64::try_from(self.boot.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// Processor count as a `u32`.
     pub const fn processor_count(&self) -> u32 {
         self.config.processors
@@ -245,6 +262,8 @@ impl Machine {
             objects: Objects::default(),
             dispatcher: Dispatcher::default(),
             io: IoState::default(),
+            rundown: crate::ddi::rundown::Tracker::default(),
+            work_items: crate::ddi::work_item::Tracker::default(),
             dead: AtomicBool::new(false),
             bugcheck: Mutex::new(None),
             changed: Condvar::new(),
@@ -256,6 +275,7 @@ impl Machine {
             config,
         });
         Processors::start_runners(&inner);
+        crate::processor::start_clock(&inner);
         Self { inner }
     }
 

@@ -31,9 +31,12 @@ macro_rules! export {
 
 pub mod debug;
 pub mod dpc;
+pub mod interlocked;
 pub mod irql;
 pub mod pool;
 pub mod processor;
+pub mod rundown;
 pub mod spin_lock;
 pub mod thread;
 pub mod wait;
+pub mod work_item;

@@ -4,6 +4,8 @@
 //! bug check rather than undefined behaviour.
 #![allow(dead_code, reason = "each test file uses a subset")]
 
+pub mod runtime;
+
 use std::time::Duration;
 
 use ntsim::{
@@ -133,7 +135,8 @@ impl Dpc {
         dpc
     }
 
-    const fn ptr(self) -> *mut KDPC {
+    /// The `KDPC`'s address.
+    pub const fn ptr(self) -> *mut KDPC {
         self.0 as *mut KDPC
     }
 
