@@ -300,6 +300,10 @@ impl Machine {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        // A stopped machine runs nothing (its processors are halted).
+        if let Some(b) = self.inner.bugcheck() {
+            return Err(HostError::BugCheck(b));
+        }
         let slot = Arc::new(Mutex::new(None));
         let out = Arc::clone(&slot);
         let inner = Arc::clone(&self.inner);
