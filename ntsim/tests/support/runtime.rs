@@ -264,6 +264,23 @@ impl InterlockedList {
         }
     }
 
+    /// The list at `head` guarded by `lock` (from [`InterlockedList::parts`]).
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "addresses from `parts` on x64"
+    )]
+    pub const fn from_parts(head: u64, lock: u64) -> Self {
+        Self {
+            head: head as usize,
+            lock: lock as usize,
+        }
+    }
+
+    /// The head's and the lock's addresses.
+    pub const fn parts(self) -> (u64, u64) {
+        (self.head as u64, self.lock as u64)
+    }
+
     /// A leaked element with `value`.
     pub fn element(value: u64) -> *mut LIST_ENTRY {
         Box::into_raw(Box::new(Element {
@@ -326,6 +343,25 @@ impl SList {
         // SAFETY: leaked, 16-byte aligned header.
         unsafe { ntddk::InitializeSListHead(header) };
         Self(header as usize)
+    }
+
+    /// The header at `addr` (from [`SList::addr`]).
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "an address from `addr` on x64"
+    )]
+    pub const fn from_addr(addr: u64) -> Self {
+        Self(addr as usize)
+    }
+
+    /// Its address.
+    pub const fn addr(self) -> u64 {
+        self.0 as u64
+    }
+
+    /// The header pointer.
+    pub const fn raw(self) -> ntsim::wdk_sys::PSLIST_HEADER {
+        self.0 as ntsim::wdk_sys::PSLIST_HEADER
     }
 
     /// `ExpInterlockedPushEntrySList`; the previous first value.
