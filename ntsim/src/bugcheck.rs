@@ -43,6 +43,11 @@ pub mod code {
     pub const DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS: u32 = 0xCE;
     /// `RESOURCE_NOT_OWNED`: a thread released an `ERESOURCE` it does not own (P1 resource, P2
     /// thread).
+    /// `WORKER_THREAD_RETURNED_AT_BAD_IRQL`: a work item returned at `DISPATCH_LEVEL` or above.
+    pub const WORKER_THREAD_RETURNED_AT_BAD_IRQL: u32 = 0xE1;
+    /// `ACTIVE_EX_WORKER_THREAD_TERMINATION`: a system worker thread tried to terminate.
+    pub const ACTIVE_EX_WORKER_THREAD_TERMINATION: u32 = 0xE9;
+    /// `RESOURCE_NOT_OWNED`.
     pub const RESOURCE_NOT_OWNED: u32 = 0xE3;
     /// `WDF_VIOLATION` (P1 = subcode, see [`super::wdf`]).
     pub const WDF_VIOLATION: u32 = 0x10D;
@@ -116,6 +121,9 @@ pub mod verifier {
     pub const RESOURCE_REINITIALIZED: u64 = 0xD0;
     /// `ExDeleteResourceLite` of an `ERESOURCE` that is not initialised (P2 resource).
     pub const RESOURCE_DELETE_UNINITIALIZED: u64 = 0xD1;
+    /// A synchronization object at an invalid (null, misaligned) or pageable address; ntsim
+    /// also uses it for objects too small or not initialised as the DDI requires.
+    pub const INVALID_SYNC_OBJECT_ADDRESS: u64 = 0xE1;
     /// A kernel API called at an incorrect IRQL (generic).
     pub const API_AT_WRONG_IRQL: u64 = 0xE5;
     /// A `Zw` API called not at `PASSIVE_LEVEL` or with special kernel APCs disabled.
@@ -237,6 +245,8 @@ impl BugCheck {
             code::DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS => {
                 "DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS"
             }
+            code::WORKER_THREAD_RETURNED_AT_BAD_IRQL => "WORKER_THREAD_RETURNED_AT_BAD_IRQL",
+            code::ACTIVE_EX_WORKER_THREAD_TERMINATION => "ACTIVE_EX_WORKER_THREAD_TERMINATION",
             code::RESOURCE_NOT_OWNED => "RESOURCE_NOT_OWNED",
             code::WDF_VIOLATION => "WDF_VIOLATION",
             code::RESOURCE_OWNER_POINTER_INVALID => "RESOURCE_OWNER_POINTER_INVALID",

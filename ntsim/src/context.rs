@@ -34,6 +34,8 @@ pub enum ContextKind {
     DpcRunner,
     /// The caller's thread while the I/O manager and the driver serve its request.
     Syscall,
+    /// A system worker thread running a driver's work item (`IoQueueWorkItem[Ex]`).
+    WorkItem,
 }
 
 /// Which acquire/release pairing a hold belongs to. A release must name the family its
@@ -57,6 +59,8 @@ pub enum LockFamily {
     PushLockExclusive,
     /// `ExAcquirePushLockSharedEx` / `ExReleasePushLockSharedEx`.
     PushLockShared,
+    /// A spin lock taken and dropped inside one `ExInterlocked…` call.
+    Interlocked,
 }
 
 impl LockFamily {
@@ -102,6 +106,9 @@ pub struct Ctx {
     pub processor: Cell<u32>,
     /// Whether this context owns its processor (it is at `DISPATCH_LEVEL` or above).
     pub holds_cpu: Cell<bool>,
+    /// Hard affinity: the processors (bit per index, group 0) this context may run on, as set
+    /// by `KeSetSystemGroupAffinityThread`. Raising to `DISPATCH_LEVEL` takes one of these only.
+    pub affinity: Cell<u64>,
     /// Locks held, in acquisition order.
     pub held: RefCell<Vec<Hold>>,
     /// Nesting depth of DDI calls on this thread.
@@ -124,6 +131,7 @@ impl Ctx {
     ) -> Self {
         let uid = machine.next_uid();
         machine.register_context(uid, &name);
+        let all_processors = crate::processor::mask_of(machine.processor_count());
         Self {
             machine,
             uid,
@@ -135,6 +143,7 @@ impl Ctx {
             special_apc_disable: Cell::new(0),
             processor: Cell::new(processor),
             holds_cpu: Cell::new(false),
+            affinity: Cell::new(all_processors),
             held: RefCell::new(Vec::new()),
             kernel_depth: Cell::new(0),
             in_driver: Cell::new(false),

@@ -360,8 +360,10 @@ impl Machine {
     }
 
     /// Unloads the driver: calls `EvtDriverUnload`, deletes its framework objects, then checks
-    /// what it left behind. Running system threads are 0xCE; pool still allocated is
-    /// 0xC4/0x62 (P3 blocks, P4 bytes).
+    /// what it left behind. Running system threads are 0xCE (P4 their count); queued or running
+    /// work items are 0xCE (P3 their count); pool still allocated is 0xC4/0x62 (P3 blocks, P4
+    /// bytes). Kernel handles left open and object references never dropped are not a bug
+    /// check (ddi.md 13.5 names none): they are counted in the [`UnloadReport`] and logged.
     ///
     /// # Errors
     /// [`IoError::Usage`] with files still open or no driver; [`IoError::Host`] on a bug check.
@@ -387,6 +389,16 @@ impl Machine {
                     [0, 0, 0, threads as u64],
                     "driver unload",
                     format!("the driver unloaded with {threads} system thread(s) still running"),
+                );
+            }
+            let items = ctx.machine.work_items.pending();
+            if items > 0 {
+                context::raise(
+                    ctx,
+                    code::DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS,
+                    [0, 0, items as u64, 0],
+                    "driver unload",
+                    format!("the driver unloaded with {items} work item(s) queued or running"),
                 );
             }
             let (blocks, bytes) = ctx.machine.pool.outstanding();
@@ -417,7 +429,15 @@ impl Machine {
                     ),
                 );
             }
+            // Leaked handles and references are not a bug check (ddi.md 13.5 names none; on
+            // Windows they keep the objects alive), but they are reported and logged.
             let (handles, references) = ctx.machine.objects.leaks();
+            if handles > 0 || references > 0 {
+                ctx.machine.log_line(format!(
+                    "ntsim: the driver unloaded leaving {handles} kernel handle(s) open and \
+                     {references} object(s) referenced"
+                ));
+            }
             UnloadReport {
                 pool: ctx.machine.pool.stats(),
                 leaked_handles: handles,

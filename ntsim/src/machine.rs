@@ -31,8 +31,15 @@ pub struct MachineConfig {
     /// How long a host-side call ([`Machine::run`], an IOCTL) waits before reporting the machine
     /// hung.
     pub hang_budget: Duration,
-    /// Single-DPC time limit of the DPC watchdog (errata 6: seconds, as on Windows).
+    /// Single-DPC time limit of the DPC watchdog (errata 6: seconds, as on Windows; default
+    /// 20 s = 0x500 clock ticks). A DPC routine running longer is 0x133 with P1 = 0.
+    /// `Duration::ZERO` disables it (`KeQueryDpcWatchdogInformation` then reports 0).
     pub dpc_time_limit: Duration,
+    /// Cumulative limit of the DPC watchdog: how long a processor may stay at `DISPATCH_LEVEL`
+    /// or above without dropping below (DPCs back to back, a spin lock held, a raised thread).
+    /// Default 120 s = 0x1E00 clock ticks, as Windows reports it; exceeding it is 0x133 with
+    /// P1 = 1. `Duration::ZERO` disables it.
+    pub dpc_watchdog_limit: Duration,
     /// Stack size of emulated threads. Kernel stacks are 24 KiB; the default is larger because
     /// ntsim's own code runs on the same stack in unoptimised builds.
     pub stack_size: usize,
@@ -50,6 +57,7 @@ impl Default for MachineConfig {
             spin_budget: Duration::from_secs(30),
             hang_budget: Duration::from_secs(600),
             dpc_time_limit: Duration::from_secs(20),
+            dpc_watchdog_limit: Duration::from_secs(120),
             stack_size: 512 * 1024,
             echo_debug_output: false,
             deadlock_detection: true,
@@ -90,6 +98,10 @@ pub struct MachineInner {
     /// Executive resources (`ERESOURCE`) initialised and not deleted, with their owners and
     /// waiters.
     pub resources: crate::ddi::resource::Resources,
+    /// Which contexts hold run-down protection on which references (ddi.md 9, 13.3).
+    pub rundown: crate::ddi::rundown::Tracker,
+    /// Work items queued or running (ddi.md 13.5).
+    pub work_items: crate::ddi::work_item::Tracker,
     dead: AtomicBool,
     bugcheck: Mutex<Option<BugCheck>>,
     changed: Condvar,
@@ -207,6 +219,11 @@ impl MachineInner {
             .push(line);
     }
 
+    /// Nanoseconds since boot.
+    pub fn now_nanos(&self) -> u64 {
+        u64::try_from(self.boot.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// Processor count as a `u32`.
     pub const fn processor_count(&self) -> u32 {
         self.config.processors
@@ -260,6 +277,8 @@ impl Machine {
             dispatcher: Dispatcher::default(),
             io: IoState::default(),
             resources: crate::ddi::resource::Resources::default(),
+            rundown: crate::ddi::rundown::Tracker::default(),
+            work_items: crate::ddi::work_item::Tracker::default(),
             dead: AtomicBool::new(false),
             bugcheck: Mutex::new(None),
             changed: Condvar::new(),
@@ -271,6 +290,7 @@ impl Machine {
             config,
         });
         Processors::start_runners(&inner);
+        crate::processor::start_clock(&inner);
         Self { inner }
     }
 
@@ -316,6 +336,12 @@ impl Machine {
         self.inner.wait_host(|| thread.has_exited().then_some(()))?;
         self.inner
             .wait_host(|| slot.lock().unwrap_or_else(PoisonError::into_inner).take())
+    }
+
+    /// System threads that have not ended yet (a driver must have none at unload: 0xCE).
+    #[must_use]
+    pub fn system_threads_running(&self) -> usize {
+        self.inner.objects.live_system_threads()
     }
 
     /// The bug check that stopped the machine, if any.

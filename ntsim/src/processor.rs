@@ -16,11 +16,11 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc, Condvar, Mutex, PoisonError,
     },
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use crate::{
-    bugcheck::code,
+    bugcheck::{code, BugCheck},
     context::{self, irql, ContextKind, Ctx},
     machine::{self, MachineInner},
 };
@@ -39,6 +39,11 @@ pub struct Processor {
     inserted: AtomicU64,
     /// DPCs that left this queue (ran, or were removed).
     retired: AtomicU64,
+    /// When the current owner raised it to `DISPATCH_LEVEL` (nanoseconds since boot, plus 1);
+    /// 0 while no context holds it. The DPC watchdog's cumulative measure.
+    raised_at: AtomicU64,
+    /// When the running DPC routine started (as `raised_at`); 0 when none runs.
+    dpc_started: AtomicU64,
 }
 
 /// The processors of a machine.
@@ -61,6 +66,8 @@ impl Processors {
                     wake: Condvar::new(),
                     inserted: AtomicU64::new(0),
                     retired: AtomicU64::new(0),
+                    raised_at: AtomicU64::new(0),
+                    dpc_started: AtomicU64::new(0),
                 })
                 .collect(),
             progress: Condvar::new(),
@@ -93,21 +100,29 @@ impl Processors {
     }
 
     /// Takes a processor for `ctx`, which is rising to `DISPATCH_LEVEL`: its last processor if
-    /// free, else any free one; spins (yielding the host core) while all are held. A spin longer
-    /// than the spin budget is the hang Windows would show as 0x133.
+    /// free, else any free one of its affinity (a thread with a hard affinity only ever runs on
+    /// those); spins (yielding the host core) while all of them are held. A spin longer than the
+    /// spin budget is the hang Windows would show as 0x133.
     pub(crate) fn take(&self, ctx: &Ctx) {
         let n = self.count();
+        let allowed = ctx.affinity.get() & mask_of(n);
         let start = ctx.processor.get() % n;
         let began = Instant::now();
         let mut spins: u32 = 0;
         loop {
             for step in 0..n {
                 let index = (start + step) % n;
-                if self.try_take(ctx, index) {
+                if allowed & (1 << index) != 0 && self.try_take(ctx, index) {
                     return;
                 }
             }
-            spin_pause(ctx, &mut spins, began, "a free processor", 0);
+            spin_pause(
+                ctx,
+                &mut spins,
+                began,
+                "a free processor of its affinity",
+                0,
+            );
         }
     }
 
@@ -127,6 +142,8 @@ impl Processors {
             .compare_exchange(0, ctx.uid, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
+            cpu.raised_at
+                .store(ctx.machine.now_nanos() + 1, Ordering::Release);
             ctx.processor.set(index);
             ctx.holds_cpu.set(true);
             true
@@ -139,6 +156,7 @@ impl Processors {
     pub(crate) fn give_back(&self, ctx: &Ctx) {
         let cpu = self.cpu(ctx.processor.get());
         debug_assert_eq!(cpu.owner.load(Ordering::Relaxed), ctx.uid);
+        cpu.raised_at.store(0, Ordering::Release);
         cpu.owner.store(0, Ordering::Release);
         ctx.holds_cpu.set(false);
         let has_work = !cpu
@@ -149,6 +167,24 @@ impl Processors {
         if has_work {
             cpu.wake.notify_one();
         }
+    }
+
+    /// When the context holding processor `index` raised it to `DISPATCH_LEVEL`, and when its
+    /// running DPC routine started (nanoseconds since boot; `None` for not held / no DPC).
+    pub fn watchdog_marks(&self, index: u32) -> (Option<u64>, Option<u64>) {
+        let cpu = self.cpu(index);
+        let mark = |v: u64| v.checked_sub(1);
+        (
+            mark(cpu.raised_at.load(Ordering::Acquire)),
+            mark(cpu.dpc_started.load(Ordering::Acquire)),
+        )
+    }
+
+    /// Records that a DPC routine starts (`Some(now)`) or ended (`None`) on processor `index`.
+    pub(crate) fn mark_dpc(&self, index: u32, started: Option<u64>) {
+        self.cpu(index)
+            .dpc_started
+            .store(started.map_or(0, |t| t + 1), Ordering::Release);
     }
 
     /// The uid of the context holding processor `index`, 0 if none.
@@ -275,6 +311,97 @@ pub(crate) fn spin_pause(ctx: &Ctx, spins: &mut u32, began: Instant, what: &str,
                     ctx.name, ctx.machine.config.spin_budget
                 ),
             );
+        }
+    }
+}
+
+/// The affinity mask of `count` processors (bits `0..count`).
+#[must_use]
+pub const fn mask_of(count: u32) -> u64 {
+    if count >= 64 {
+        u64::MAX
+    } else {
+        (1 << count) - 1
+    }
+}
+
+/// Length of a clock tick (15.625 ms), the unit in which Windows reports DPC watchdog figures.
+pub const CLOCK_TICK: Duration = Duration::from_micros(15_625);
+
+/// `d` in clock ticks, rounded down.
+#[must_use]
+pub fn ticks(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos() / CLOCK_TICK.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Starts the machine's clock: a host thread that plays the clock interrupt's DPC watchdog
+/// (errata 6). Every few milliseconds it checks each processor: a DPC routine running longer
+/// than `dpc_time_limit` is 0x133 (P1 = 0, P2 its ticks, P3 the limit in ticks); a processor
+/// held at `DISPATCH_LEVEL` or above longer than `dpc_watchdog_limit` is 0x133 (P1 = 1, P2 the
+/// limit in ticks, the watchdog period). Like the clock interrupt, it fires while the offender
+/// still runs; that context halts at its next kernel call.
+pub(crate) fn start_clock(machine: &Arc<MachineInner>) {
+    let config = &machine.config;
+    if config.dpc_time_limit.is_zero() && config.dpc_watchdog_limit.is_zero() {
+        return;
+    }
+    let machine = Arc::clone(machine);
+    std::thread::Builder::new()
+        .name("ntsim-clock".into())
+        .spawn(move || {
+            let period = Duration::from_millis(5);
+            while !machine.is_dead() && !machine.is_shutting_down() {
+                std::thread::sleep(period);
+                watchdog_tick(&machine);
+            }
+        })
+        .unwrap_or_else(|e| panic!("ntsim: cannot start the clock: {e}"));
+}
+
+fn watchdog_tick(machine: &MachineInner) {
+    let now = machine.now_nanos();
+    let single = machine.config.dpc_time_limit;
+    let cumulative = machine.config.dpc_watchdog_limit;
+    for index in 0..machine.processors.count() {
+        let owner = machine.processors.owner_of(index);
+        if owner == 0 {
+            continue;
+        }
+        let (raised, dpc) = machine.processors.watchdog_marks(index);
+        let holder = machine
+            .context_name(owner)
+            .unwrap_or_else(|| format!("context {owner}"));
+        if let Some(started) = dpc {
+            let ran = Duration::from_nanos(now.saturating_sub(started));
+            if !single.is_zero() && ran > single {
+                machine.die(BugCheck {
+                    code: code::DPC_WATCHDOG_VIOLATION,
+                    params: [0, ticks(ran), ticks(single), 0],
+                    detected_in: "DPC watchdog",
+                    context: format!("{holder} on CPU {index}"),
+                    message: format!(
+                        "a DPC routine on CPU {index} has run {ran:?}, over the single-DPC \
+                         limit {single:?}"
+                    ),
+                });
+                return;
+            }
+        }
+        if let Some(since) = raised {
+            let held = Duration::from_nanos(now.saturating_sub(since));
+            if !cumulative.is_zero() && held > cumulative {
+                machine.die(BugCheck {
+                    code: code::DPC_WATCHDOG_VIOLATION,
+                    params: [1, ticks(cumulative), 0, 0],
+                    detected_in: "DPC watchdog",
+                    context: format!("{holder} on CPU {index}"),
+                    message: format!(
+                        "CPU {index} has stayed at DISPATCH_LEVEL or above for {held:?} \
+                         (held by {holder}), over the cumulative limit {cumulative:?}"
+                    ),
+                });
+                return;
+            }
         }
     }
 }

@@ -237,6 +237,11 @@ fn buffered_device_control_round_trips_and_unloads_clean() {
         .device_io_control(file, COMPLETE_LATER, &[], &mut [])
         .expect("completed by a thread");
     assert_eq!(n, 0);
+    // The completing thread ends right after completing; unloading before it has ended would
+    // rightly be 0xCE, so wait for it as a real driver's unload would.
+    while machine.system_threads_running() > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     assert_eq!(
         machine.device_io_control(file, ioctl(0x9FF), &[], &mut []),
         Err(IoError::Status(

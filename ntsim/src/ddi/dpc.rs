@@ -1,20 +1,40 @@
-//! DPCs (ddi.md 10.2): `KeInitializeDpc`, `KeSetTargetProcessorDpcEx`, `KeInsertQueueDpc`,
-//! `KeRemoveQueueDpc`, `KeFlushQueuedDpcs`, and the checks made when a DPC routine returns.
+//! DPCs (ddi.md 10.2) and the DPC watchdog (errata 6).
+//!
+//! `KeInitializeDpc`, `KeInitializeThreadedDpc`, `KeSetImportanceDpc`,
+//! `KeSetTargetProcessorDpcEx`, `KeInsertQueueDpc`, `KeRemoveQueueDpc`, `KeFlushQueuedDpcs`,
+//! `KeQueryDpcWatchdogInformation`, and the checks made when a DPC routine returns.
 //!
 //! The state lives in the driver's `KDPC`, at the x64 offsets of the WDK layout: the routine,
-//! context and arguments, the target processor, and `DpcData`, which is non-zero exactly while
-//! the DPC is queued (set with a compare-and-swap, so a second insert returns FALSE).
+//! context and arguments, the importance, the target processor, and `DpcData`, which is non-zero
+//! exactly while the DPC is queued (set with a compare-and-swap, so a second insert returns
+//! FALSE).
+//!
+//! Threaded DPCs: Windows runs them at `PASSIVE_LEVEL` in a real-time thread, or at
+//! `DISPATCH_LEVEL` when threaded DPCs are disabled (`ThreadDpcEnable = 0`). ntsim models the
+//! disabled case: a threaded DPC is an ordinary DPC, run at `DISPATCH_LEVEL` by the processor's
+//! DPC runner, with every DPC check. A driver that obeys the `DISPATCH_LEVEL` rules (which the
+//! docs require either way) behaves the same under both.
+//!
+//! The DPC watchdog (errata 6) measures in clock ticks of 15.625 ms, as Windows reports it:
+//! single-DPC limit `MachineConfig::dpc_time_limit` (default 20 s = 0x500 ticks), cumulative
+//! limit `MachineConfig::dpc_watchdog_limit` (default 120 s = 0x1E00 ticks). The machine's clock
+//! thread fires it while the offender runs (`processor::start_clock`); a DPC routine that returns
+//! over its limit is caught at its return as well.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::Instant,
 };
 
-use wdk_sys::{BOOLEAN, NTSTATUS, PKDEFERRED_ROUTINE, PPROCESSOR_NUMBER, PRKDPC, PVOID};
+use wdk_sys::{
+    BOOLEAN, KDPC_IMPORTANCE, NTSTATUS, PKDEFERRED_ROUTINE, PKDPC_WATCHDOG_INFORMATION,
+    PPROCESSOR_NUMBER, PRKDPC, PVOID,
+};
 
 use crate::{
-    bugcheck::code,
+    bugcheck::{code, verifier},
     context::{self, enter, irql, Ctx, Entry},
+    processor::ticks,
 };
 
 const TYPE: usize = 0;
@@ -28,6 +48,8 @@ const DPC_DATA: usize = 56;
 
 /// `DpcObject` in the `KOBJECTS` enumeration.
 const DPC_OBJECT: u8 = 19;
+/// `ThreadedDpcObject` in the `KOBJECTS` enumeration.
+const THREADED_DPC_OBJECT: u8 = 24;
 /// `HighImportance`: queued at the head.
 const HIGH_IMPORTANCE: u8 = 2;
 
@@ -51,22 +73,52 @@ fn check_dpc(e: &Entry, dpc: PRKDPC) {
     }
 }
 
+fn initialize(e: &Entry, dpc: PRKDPC, kind: u8, routine: PKDEFERRED_ROUTINE, context: PVOID) {
+    check_dpc(e, dpc);
+    // SAFETY: `dpc` is a valid, writable, 8-byte aligned 64-byte KDPC (checked non-null and
+    // aligned; size per the DDI contract). Zeroing it first gives every field a defined value.
+    unsafe { dpc.cast::<u8>().write_bytes(0, 64) };
+    // SAFETY: offset 0 is inside the KDPC just zeroed.
+    unsafe { field::<u8>(dpc, TYPE).write(kind) };
+    // SAFETY: offset 1 is inside the KDPC; MediumImportance = 1.
+    unsafe { field::<u8>(dpc, IMPORTANCE).write(1) };
+    // SAFETY: offset 24 is 8-aligned and inside the KDPC; the routine slot is pointer-sized.
+    unsafe { field::<PKDEFERRED_ROUTINE>(dpc, ROUTINE).write(routine) };
+    // SAFETY: offset 32 is 8-aligned and inside the KDPC.
+    unsafe { field::<PVOID>(dpc, CONTEXT).write(context) };
+}
+
 export! {
-    /// Initialises a DPC object. Any IRQL.
+    /// Initialises a DPC object (medium importance, current processor). Any IRQL.
     fn KeInitializeDpc(Dpc: PRKDPC, DeferredRoutine: PKDEFERRED_ROUTINE, DeferredContext: PVOID) {
         let e = enter("KeInitializeDpc");
+        initialize(&e, Dpc, DPC_OBJECT, DeferredRoutine, DeferredContext);
+    }
+}
+
+export! {
+    /// Initialises a threaded DPC object. Any IRQL. ntsim runs threaded DPCs as Windows does
+    /// with threaded DPCs disabled: at `DISPATCH_LEVEL` on the DPC runner (see the module docs).
+    fn KeInitializeThreadedDpc(
+        Dpc: PRKDPC,
+        DeferredRoutine: PKDEFERRED_ROUTINE,
+        DeferredContext: PVOID,
+    ) {
+        let e = enter("KeInitializeThreadedDpc");
+        initialize(&e, Dpc, THREADED_DPC_OBJECT, DeferredRoutine, DeferredContext);
+    }
+}
+
+export! {
+    /// Sets the DPC's importance: `HighImportance` DPCs are queued at the head of their
+    /// processor's queue, the others at the tail. Any IRQL; takes effect at the next insert (do
+    /// not change it while the DPC is queued).
+    fn KeSetImportanceDpc(Dpc: PRKDPC, Importance: KDPC_IMPORTANCE) {
+        let e = enter("KeSetImportanceDpc");
         check_dpc(&e, Dpc);
-        // SAFETY: `Dpc` is a valid, writable, 8-byte aligned 64-byte KDPC (checked non-null and
-        // aligned; size per the DDI contract). Zeroing it first gives every field a defined value.
-        unsafe { Dpc.cast::<u8>().write_bytes(0, 64) };
-        // SAFETY: offset 0 is inside the KDPC just zeroed.
-        unsafe { field::<u8>(Dpc, TYPE).write(DPC_OBJECT) };
-        // SAFETY: offset 1 is inside the KDPC; MediumImportance = 1.
-        unsafe { field::<u8>(Dpc, IMPORTANCE).write(1) };
-        // SAFETY: offset 24 is 8-aligned and inside the KDPC; the routine slot is pointer-sized.
-        unsafe { field::<PKDEFERRED_ROUTINE>(Dpc, ROUTINE).write(DeferredRoutine) };
-        // SAFETY: offset 32 is 8-aligned and inside the KDPC.
-        unsafe { field::<PVOID>(Dpc, CONTEXT).write(DeferredContext) };
+        let value = u8::try_from(Importance).unwrap_or(1);
+        // SAFETY: offset 1 is inside the KDPC (checked non-null and aligned).
+        unsafe { field::<u8>(Dpc, IMPORTANCE).write(value) };
     }
 }
 
@@ -158,6 +210,51 @@ export! {
     }
 }
 
+export! {
+    /// The DPC watchdog's figures for the current processor, in clock ticks (errata 6):
+    /// `DpcTimeLimit` / `DpcWatchdogLimit` from the machine's configuration (0 = disabled), and
+    /// what remains of each (`DpcTimeCount` for the running DPC, `DpcWatchdogCount` for the time
+    /// at `DISPATCH_LEVEL`). `STATUS_SUCCESS` inside a DPC routine, `STATUS_UNSUCCESSFUL`
+    /// otherwise (the structure is filled either way; `DpcTimeCount` is then 0). At
+    /// `DISPATCH_LEVEL` (else 0xC4/0xE5).
+    fn KeQueryDpcWatchdogInformation(WatchdogInformation: PKDPC_WATCHDOG_INFORMATION) -> NTSTATUS {
+        let e = enter("KeQueryDpcWatchdogInformation");
+        let level = e.irql.get();
+        if level != irql::DISPATCH {
+            e.bugcheck(
+                code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [verifier::API_AT_WRONG_IRQL, u64::from(level), 0, 0],
+                format!("KeQueryDpcWatchdogInformation at IRQL {level}: requires DISPATCH_LEVEL"),
+            );
+        }
+        // SAFETY: the DDI contract makes `WatchdogInformation` a writable structure.
+        let Some(out) = (unsafe { WatchdogInformation.as_mut() }) else {
+            return wdk_sys::STATUS_INVALID_PARAMETER;
+        };
+        let config = &e.machine.config;
+        let now = e.machine.now_nanos();
+        let (raised, dpc) = e.machine.processors.watchdog_marks(e.processor.get());
+        let remaining = |limit: std::time::Duration, since: Option<u64>| -> u32 {
+            if limit.is_zero() {
+                return 0;
+            }
+            let used = std::time::Duration::from_nanos(since.map_or(0, |s| now.saturating_sub(s)));
+            u32::try_from(ticks(limit.saturating_sub(used))).unwrap_or(u32::MAX)
+        };
+        let limit = |d: std::time::Duration| u32::try_from(ticks(d)).unwrap_or(u32::MAX);
+        out.DpcTimeLimit = limit(config.dpc_time_limit);
+        out.DpcTimeCount = if e.in_dpc.get() { remaining(config.dpc_time_limit, dpc) } else { 0 };
+        out.DpcWatchdogLimit = limit(config.dpc_watchdog_limit);
+        out.DpcWatchdogCount = remaining(config.dpc_watchdog_limit, raised);
+        out.Reserved = 0;
+        if e.in_dpc.get() {
+            wdk_sys::STATUS_SUCCESS
+        } else {
+            wdk_sys::STATUS_UNSUCCESSFUL
+        }
+    }
+}
+
 /// Runs one dequeued DPC on a runner that holds its processor at `DISPATCH_LEVEL`, then applies
 /// the checks made when a DPC returns (ddi.md 10.2, 13.5).
 pub(crate) fn execute(ctx: &Ctx, dpc: usize) {
@@ -179,11 +276,16 @@ pub(crate) fn execute(ctx: &Ctx, dpc: usize) {
     let combined_before = ctx.combined_apc_disable();
     let held_before = ctx.held.borrow().len();
     let started = Instant::now();
+    let cpu = ctx.processor.get();
+    ctx.machine
+        .processors
+        .mark_dpc(cpu, Some(ctx.machine.now_nanos()));
     ctx.in_dpc.set(true);
     // SAFETY: the routine and its arguments are exactly what the driver registered; it is
     // called at DISPATCH_LEVEL on the processor it was queued to, as its contract requires.
     ctx.call_driver(|| unsafe { routine(dpc, context, argument1, argument2) });
     ctx.in_dpc.set(false);
+    ctx.machine.processors.mark_dpc(cpu, None);
     let elapsed = started.elapsed();
     let name = format!("DPC routine {:#x}", routine as usize);
     let held = ctx.held.borrow().get(held_before).cloned();
@@ -233,16 +335,11 @@ pub(crate) fn execute(ctx: &Ctx, dpc: usize) {
         );
     }
     let limit = ctx.machine.config.dpc_time_limit;
-    if elapsed > limit {
+    if !limit.is_zero() && elapsed > limit {
         context::raise(
             ctx,
             code::DPC_WATCHDOG_VIOLATION,
-            [
-                0,
-                u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-                u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-                0,
-            ],
+            [0, ticks(elapsed), ticks(limit), 0],
             "DPC return",
             format!("{name} ran {elapsed:?}, over the single-DPC limit {limit:?}"),
         );

@@ -100,12 +100,21 @@ export! {
 }
 
 export! {
-    /// Ends the calling system thread after the exit checks; does not return. An error when the
-    /// caller is not a system thread. `PASSIVE_LEVEL`.
+    /// Ends the calling system thread after the exit checks; does not return. An error
+    /// (`STATUS_INVALID_PARAMETER`) when the caller is not a system thread; from a system
+    /// worker thread running a work item, 0xE9 `ACTIVE_EX_WORKER_THREAD_TERMINATION` (P1 the
+    /// thread). `PASSIVE_LEVEL` (DDI rule `IrqlPsPassive`).
     fn PsTerminateSystemThread(ExitStatus: NTSTATUS) -> NTSTATUS {
         let e = enter("PsTerminateSystemThread");
         require_passive(&e, verifier::RULE_IRQL_PS_PASSIVE);
         let _ = ExitStatus;
+        if e.kind == ContextKind::WorkItem {
+            e.bugcheck(
+                code::ACTIVE_EX_WORKER_THREAD_TERMINATION,
+                [e.uid << 4, 0, 0, 0],
+                "PsTerminateSystemThread on a system worker thread running a work item",
+            );
+        }
         if e.kind != ContextKind::SystemThread || e.thread_object == 0 {
             return wdk_sys::STATUS_INVALID_PARAMETER;
         }

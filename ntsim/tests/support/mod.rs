@@ -5,6 +5,7 @@
 #![allow(dead_code, reason = "each test file uses a subset")]
 
 pub mod resource;
+pub mod runtime;
 
 use std::time::Duration;
 
@@ -171,7 +172,8 @@ impl Dpc {
         dpc
     }
 
-    const fn ptr(self) -> *mut KDPC {
+    /// The `KDPC`'s address.
+    pub const fn ptr(self) -> *mut KDPC {
         self.0 as *mut KDPC
     }
 
