@@ -360,8 +360,8 @@ impl Machine {
     }
 
     /// Unloads the driver: calls `EvtDriverUnload`, deletes its framework objects, then checks
-    /// what it left behind. Running system threads are 0xCE; pool still allocated is
-    /// 0xC4/0x62 (P3 blocks, P4 bytes).
+    /// what it left behind. Running system threads are 0xCE (P4 count); armed timers are 0xCE
+    /// (P1 the first, P4 count); pool still allocated is 0xC4/0x62 (P3 blocks, P4 bytes).
     ///
     /// # Errors
     /// [`IoError::Usage`] with files still open or no driver; [`IoError::Host`] on a bug check.
@@ -387,6 +387,18 @@ impl Machine {
                     [0, 0, 0, threads as u64],
                     "driver unload",
                     format!("the driver unloaded with {threads} system thread(s) still running"),
+                );
+            }
+            if let Some((timer, armed)) = crate::ddi::timer::armed_timers(&ctx.machine) {
+                context::raise(
+                    ctx,
+                    code::DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS,
+                    [timer as u64, 0, 0, armed as u64],
+                    "driver unload",
+                    format!(
+                        "the driver unloaded with {armed} timer(s) still armed (first at \
+                         {timer:#x}): unload must cancel its timers (ddi.md 8.5)"
+                    ),
                 );
             }
             let (blocks, bytes) = ctx.machine.pool.outstanding();

@@ -31,9 +31,13 @@ macro_rules! export {
 
 pub mod debug;
 pub mod dpc;
+pub mod event;
 pub mod irql;
+pub mod mutex;
 pub mod pool;
 pub mod processor;
+pub mod semaphore;
 pub mod spin_lock;
 pub mod thread;
+pub mod timer;
 pub mod wait;

@@ -217,10 +217,6 @@ export! {
 #[unsafe(no_mangle)]
 pub extern "C" fn PsGetCurrentThread() -> PVOID {
     let e = enter("PsGetCurrentThread");
-    if e.thread_object == 0 {
-        // Not a thread ntsim created: use the context's uid as a stable, unique identity.
-        ptr::without_provenance_mut(usize::try_from(e.uid).unwrap_or(usize::MAX) << 4)
-    } else {
-        e.thread_object as PVOID
-    }
+    // Not a thread ntsim created: the context's uid gives a stable, unique identity.
+    ptr::without_provenance_mut(crate::dispatcher::current_thread_id(&e))
 }
