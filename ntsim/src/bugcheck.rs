@@ -23,6 +23,9 @@ pub mod code {
     pub const SHARED_RESOURCE_CONV_ERROR: u32 = 0x1F;
     /// `KERNEL_APC_PENDING_DURING_EXIT`.
     pub const KERNEL_APC_PENDING_DURING_EXIT: u32 = 0x20;
+    /// `SYSTEM_SERVICE_EXCEPTION`: an exception escaped code running in a system call (errata
+    /// 14).
+    pub const SYSTEM_SERVICE_EXCEPTION: u32 = 0x3B;
     /// `IRQL_GT_ZERO_AT_SYSTEM_SERVICE`.
     pub const IRQL_GT_ZERO_AT_SYSTEM_SERVICE: u32 = 0x4A;
     /// `SYSTEM_THREAD_EXCEPTION_NOT_HANDLED`.
@@ -75,6 +78,8 @@ pub mod verifier {
     /// Freed pool contains an initialised, not deleted `ERESOURCE` (P2 resource, P3 pool type:
     /// ntsim does not record it and reports 0, P4 the pool block).
     pub const FREED_POOL_CONTAINS_ERESOURCE: u64 = 0x17;
+    /// Freed pool contains an active timer (P2 timer, P3 pool type, P4 block address).
+    pub const FREED_ACTIVE_TIMER: u64 = 0x15;
     /// `KeRaiseIrql` to a lower level or above `HIGH_LEVEL`.
     pub const RAISE_IRQL_INVALID: u64 = 0x30;
     /// `KeLowerIrql` to a higher level (P4 = 1: below `DISPATCH_LEVEL` inside a DPC).
@@ -125,6 +130,10 @@ pub mod verifier {
     /// also uses it for objects too small or not initialised as the DDI requires.
     pub const INVALID_SYNC_OBJECT_ADDRESS: u64 = 0xE1;
     /// A kernel API called at an incorrect IRQL (generic).
+    /// `KeSetEvent` at IRQL above `DISPATCH_LEVEL` (P2 IRQL, P3 event).
+    pub const SET_EVENT_ABOVE_DISPATCH: u64 = 0x80;
+    /// A kernel API called at an incorrect IRQL (generic); also ntsim's code for a `Wait = TRUE`
+    /// set/release call not followed by a wait (ddi.md 13.2 rule 3, emulator convention).
     pub const API_AT_WRONG_IRQL: u64 = 0xE5;
     /// A `Zw` API called not at `PASSIVE_LEVEL` or with special kernel APCs disabled.
     pub const ZW_NOT_PASSIVE: u64 = 0xE6;
@@ -181,6 +190,10 @@ pub mod verifier {
     pub const RULE_IRQL_KE_APC_LTE2: u64 = 0x0002_0010;
     /// DDI compliance rule `GuardedRegions`: enter and leave balanced.
     pub const RULE_GUARDED_REGIONS: u64 = 0x0004_000E;
+    /// DDI compliance rule `IrqlKeDispatchLte`: routine requires IRQL <= `DISPATCH_LEVEL`.
+    pub const RULE_IRQL_KE_DISPATCH_LTE: u64 = 0x0002_0011;
+    /// DDI compliance rule `IrqlKeSetEvent`: `KeSetEvent(Wait = TRUE)` above `APC_LEVEL`.
+    pub const RULE_IRQL_KE_SET_EVENT: u64 = 0x0002_0016;
     /// DDI compliance rule `IrqlKeReleaseSpinLock`: `NewIrql` is not the saved value.
     pub const RULE_IRQL_KE_RELEASE_SPIN_LOCK: u64 = 0x0002_0015;
     /// DDI compliance rule `IrqlObPassive`.
@@ -234,6 +247,7 @@ impl BugCheck {
             code::KMODE_EXCEPTION_NOT_HANDLED => "KMODE_EXCEPTION_NOT_HANDLED",
             code::SHARED_RESOURCE_CONV_ERROR => "SHARED_RESOURCE_CONV_ERROR",
             code::KERNEL_APC_PENDING_DURING_EXIT => "KERNEL_APC_PENDING_DURING_EXIT",
+            code::SYSTEM_SERVICE_EXCEPTION => "SYSTEM_SERVICE_EXCEPTION",
             code::IRQL_GT_ZERO_AT_SYSTEM_SERVICE => "IRQL_GT_ZERO_AT_SYSTEM_SERVICE",
             code::SYSTEM_THREAD_EXCEPTION_NOT_HANDLED => "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED",
             code::ATTEMPTED_SWITCH_FROM_DPC => "ATTEMPTED_SWITCH_FROM_DPC",

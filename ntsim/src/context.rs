@@ -84,6 +84,18 @@ pub struct Hold {
     pub acquired_by: &'static str,
 }
 
+/// A `Wait = TRUE` set/release call whose follow-up wait has not happened yet (errata 2): the
+/// thread is at `DISPATCH_LEVEL` and the next DDI it calls must be a `KeWait…`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingWait {
+    /// The IRQL the call saved; the wait judges and restores it.
+    pub saved_irql: u8,
+    /// The object the call signaled or released.
+    pub object: usize,
+    /// The DDI that was called with `Wait = TRUE`.
+    pub by: &'static str,
+}
+
 /// The emulated state of one host thread.
 pub struct Ctx {
     /// The machine this context belongs to.
@@ -118,6 +130,8 @@ pub struct Ctx {
     in_driver: Cell<bool>,
     /// True while a DPC routine runs on this (DPC runner) context.
     pub in_dpc: Cell<bool>,
+    /// Set by a `Wait = TRUE` set/release call until the wait that must follow it.
+    pub wait_next: Cell<Option<PendingWait>>,
 }
 
 impl Ctx {
@@ -148,6 +162,7 @@ impl Ctx {
             kernel_depth: Cell::new(0),
             in_driver: Cell::new(false),
             in_dpc: Cell::new(false),
+            wait_next: Cell::new(None),
         }
     }
 
@@ -281,6 +296,12 @@ pub fn enter(ddi: &'static str) -> Entry {
     };
     if ctx.machine.is_dead() {
         halt();
+    }
+    if let Some(pending) = ctx.wait_next.get() {
+        if !crate::ddi::wait::is_follow_up_wait(ddi) {
+            ctx.wait_next.set(None);
+            crate::ddi::wait::missing_follow_up_wait(&ctx, pending, ddi);
+        }
     }
     ctx.kernel_depth.set(ctx.kernel_depth.get() + 1);
     pool::set_tracking(None);

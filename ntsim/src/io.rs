@@ -361,9 +361,10 @@ impl Machine {
 
     /// Unloads the driver: calls `EvtDriverUnload`, deletes its framework objects, then checks
     /// what it left behind. Running system threads are 0xCE (P4 their count); queued or running
-    /// work items are 0xCE (P3 their count); pool still allocated is 0xC4/0x62 (P3 blocks, P4
-    /// bytes). Kernel handles left open and object references never dropped are not a bug
-    /// check (ddi.md 13.5 names none): they are counted in the [`UnloadReport`] and logged.
+    /// work items are 0xCE (P3 their count); armed timers are 0xCE (P1 the first, P4 their
+    /// count); pool still allocated is 0xC4/0x62 (P3 blocks, P4 bytes). Kernel handles left
+    /// open and object references never dropped are not a bug check (ddi.md 13.5 names none):
+    /// they are counted in the [`UnloadReport`] and logged.
     ///
     /// # Errors
     /// [`IoError::Usage`] with files still open or no driver; [`IoError::Host`] on a bug check.
@@ -399,6 +400,18 @@ impl Machine {
                     [0, 0, items as u64, 0],
                     "driver unload",
                     format!("the driver unloaded with {items} work item(s) queued or running"),
+                );
+            }
+            if let Some((timer, armed)) = crate::ddi::timer::armed_timers(&ctx.machine) {
+                context::raise(
+                    ctx,
+                    code::DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS,
+                    [timer as u64, 0, 0, armed as u64],
+                    "driver unload",
+                    format!(
+                        "the driver unloaded with {armed} timer(s) still armed (first at \
+                         {timer:#x}): unload must cancel its timers (ddi.md 8.5)"
+                    ),
                 );
             }
             let (blocks, bytes) = ctx.machine.pool.outstanding();

@@ -42,6 +42,7 @@ pub mod bugcheck;
 pub mod context;
 pub mod ddi;
 pub mod dispatcher;
+pub mod exception;
 pub mod io;
 pub mod lock_order;
 pub mod machine;

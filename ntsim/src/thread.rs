@@ -126,19 +126,27 @@ pub(crate) fn finish(ctx: &Ctx, object: &ThreadObject) {
     object.exited.store(true, Ordering::Release);
     machine.objects.thread_exited();
     {
-        let locked = machine.dispatcher.lock();
+        let mut locked = machine.dispatcher.lock();
+        let header = object.header_ptr() as usize;
         // SAFETY: the header is the object's first field, 8-byte aligned, and only changed under
         // the dispatcher lock, which `locked` holds.
-        unsafe { dispatcher::set_signal_state(object.header_ptr(), 1, &locked) };
-        machine.dispatcher.signal(&locked);
+        unsafe { dispatcher::store_state(header, 1) };
+        // SAFETY: as above; the other objects of its waiters are live while they wait.
+        unsafe { locked.wait_test(header) };
     }
     machine.notify();
 }
 
-/// What Windows checks when a system thread ends (ddi.md 13.5 with errata 9):
-/// a lock still held (an executive resource still owned) is 0xC4/0x100A; the exit path then lowers IRQL to `PASSIVE_LEVEL` (a raised
-/// IRQL alone is not fatal, ntsim logs it); an unbalanced APC-disable count is 0x20.
+/// What Windows checks when a system thread ends (ddi.md 13.5 with errata 2, 4 and 9): a
+/// `Wait = TRUE` call not followed by its wait is 0xC4/0xE5; a lock still held (or an executive resource still owned) is
+/// 0xC4/0x100A;
+/// a `KMUTEX` still owned is 0x4000008A (P1 thread, P2 mutex); the exit path then lowers IRQL
+/// to `PASSIVE_LEVEL` (a raised IRQL alone is not fatal, ntsim logs it); an unbalanced
+/// APC-disable count is 0x20.
 pub(crate) fn exit_checks(ctx: &Ctx) {
+    if let Some(pending) = ctx.wait_next.take() {
+        crate::ddi::wait::missing_follow_up_wait(ctx, pending, "system thread exit");
+    }
     let held = ctx.held.borrow().first().cloned();
     if let Some(hold) = held {
         context::raise(
@@ -158,6 +166,19 @@ pub(crate) fn exit_checks(ctx: &Ctx) {
         );
     }
     crate::ddi::resource::exit_check(ctx);
+    if let Some(mutex) = ctx.machine.dispatcher.mutex_owned_by(ctx.uid) {
+        context::raise(
+            ctx,
+            code::THREAD_TERMINATE_HELD_MUTEX,
+            [ctx.thread_object as u64, mutex as u64, 0, 0],
+            "system thread exit",
+            format!(
+                "{} ended owning the kernel mutex at {mutex:#x} (a KMUTEX is never abandoned, \
+                 errata 4)",
+                ctx.name
+            ),
+        );
+    }
     let level = ctx.irql.get();
     if level != irql::PASSIVE {
         ctx.machine.log_line(format!(

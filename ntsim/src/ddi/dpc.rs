@@ -34,6 +34,7 @@ use wdk_sys::{
 use crate::{
     bugcheck::{code, verifier},
     context::{self, enter, irql, Ctx, Entry},
+    machine::MachineInner,
     processor::ticks,
 };
 
@@ -63,7 +64,8 @@ const fn queued_marker<'a>(dpc: PRKDPC) -> &'a AtomicU64 {
     unsafe { AtomicU64::from_ptr(field(dpc, DPC_DATA)) }
 }
 
-fn check_dpc(e: &Entry, dpc: PRKDPC) {
+/// Checks a `KDPC` pointer a DDI was given (null or misaligned is 0xC7, P1 = 1).
+pub(crate) fn check_dpc(e: &Entry, dpc: PRKDPC) {
     if dpc.is_null() || !dpc.cast::<u64>().is_aligned() {
         e.bugcheck(
             code::TIMER_OR_DPC_INVALID,
@@ -141,32 +143,63 @@ export! {
     }
 }
 
+/// Marks a queued DPC as inserted by a timer's expiry (bit 32 of `DpcData`; bits 0..32 hold
+/// the processor + 1), so a timer DPC that changes the APC-disable count is 0xC7 with P1 = 5.
+const TIMER_DPC: u64 = 1 << 32;
+
+/// `KeInsertQueueDpc`'s logic: queues `dpc` on its target processor (else `default_cpu`);
+/// FALSE, and nothing done, when it is already queued. `timer` marks an insertion by a timer's
+/// expiry.
+///
+/// # Safety
+/// `dpc` is an initialised, resident, 8-byte aligned `KDPC`.
+pub(crate) unsafe fn insert(
+    machine: &MachineInner,
+    dpc: PRKDPC,
+    argument1: PVOID,
+    argument2: PVOID,
+    default_cpu: u32,
+    timer: bool,
+) -> bool {
+    // SAFETY: caller guarantee; offset 2 is inside the KDPC.
+    let number = unsafe { field::<u16>(dpc, NUMBER).read() };
+    let target = if number == 0 {
+        default_cpu
+    } else {
+        u32::from(number) - 1
+    };
+    let marker = (u64::from(target) + 1) | if timer { TIMER_DPC } else { 0 };
+    if queued_marker(dpc)
+        .compare_exchange(0, marker, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return false;
+    }
+    // SAFETY: offset 40 is 8-aligned, inside the KDPC, and ours to write while we hold the
+    // queued marker.
+    unsafe { field::<PVOID>(dpc, ARGUMENT1).write(argument1) };
+    // SAFETY: offset 48, as above.
+    unsafe { field::<PVOID>(dpc, ARGUMENT2).write(argument2) };
+    // SAFETY: offset 1 is inside the KDPC.
+    let importance = unsafe { field::<u8>(dpc, IMPORTANCE).read() };
+    machine
+        .processors
+        .enqueue(target, dpc as usize, importance == HIGH_IMPORTANCE);
+    true
+}
+
 export! {
     /// Queues the DPC on its target processor (or the current one). FALSE, and nothing done,
     /// when it is already queued. Any IRQL.
     fn KeInsertQueueDpc(Dpc: PRKDPC, SystemArgument1: PVOID, SystemArgument2: PVOID) -> BOOLEAN {
         let e = enter("KeInsertQueueDpc");
         check_dpc(&e, Dpc);
-        // SAFETY: offset 2 is inside the KDPC initialised by KeInitializeDpc.
-        let number = unsafe { field::<u16>(Dpc, NUMBER).read() };
-        let target = if number == 0 { e.processor.get() } else { u32::from(number) - 1 };
-        if queued_marker(Dpc)
-            .compare_exchange(0, u64::from(target) + 1, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return 0;
-        }
-        // SAFETY: offset 40 is 8-aligned, inside the KDPC, and ours to write while we hold the
-        // queued marker.
-        unsafe { field::<PVOID>(Dpc, ARGUMENT1).write(SystemArgument1) };
-        // SAFETY: offset 48, as above.
-        unsafe { field::<PVOID>(Dpc, ARGUMENT2).write(SystemArgument2) };
-        // SAFETY: offset 1 is inside the KDPC.
-        let importance = unsafe { field::<u8>(Dpc, IMPORTANCE).read() };
-        e.machine
-            .processors
-            .enqueue(target, Dpc as usize, importance == HIGH_IMPORTANCE);
-        1
+        // SAFETY: checked non-null and aligned; an initialised, resident KDPC per the DDI
+        // contract.
+        let queued = unsafe {
+            insert(&e.machine, Dpc, SystemArgument1, SystemArgument2, e.processor.get(), false)
+        };
+        BOOLEAN::from(queued)
     }
 }
 
@@ -179,8 +212,8 @@ export! {
         if marker == 0 {
             return 0;
         }
-        #[allow(clippy::cast_possible_truncation, reason = "marker is processor + 1 <= 64")]
-        let cpu = (marker - 1) as u32;
+        #[allow(clippy::cast_possible_truncation, reason = "the low half is processor + 1 <= 64")]
+        let cpu = ((marker & !TIMER_DPC) - 1) as u32;
         if e.machine.processors.dequeue(cpu, Dpc as usize) {
             queued_marker(Dpc).store(0, Ordering::Release);
             1
@@ -269,7 +302,7 @@ pub(crate) fn execute(ctx: &Ctx, dpc: usize) {
     // SAFETY: as above.
     let argument2 = unsafe { field::<PVOID>(dpc, ARGUMENT2).read() };
     // Dequeued: the routine may queue it again.
-    queued_marker(dpc).store(0, Ordering::Release);
+    let from_timer = queued_marker(dpc).swap(0, Ordering::AcqRel) & TIMER_DPC != 0;
     let Some(routine) = routine else {
         return;
     };
@@ -287,7 +320,11 @@ pub(crate) fn execute(ctx: &Ctx, dpc: usize) {
     ctx.in_dpc.set(false);
     ctx.machine.processors.mark_dpc(cpu, None);
     let elapsed = started.elapsed();
-    let name = format!("DPC routine {:#x}", routine as usize);
+    let name = format!(
+        "{}DPC routine {:#x}",
+        if from_timer { "timer " } else { "" },
+        routine as usize
+    );
     let held = ctx.held.borrow().get(held_before).cloned();
     if let Some(hold) = held {
         context::raise(
@@ -323,7 +360,7 @@ pub(crate) fn execute(ctx: &Ctx, dpc: usize) {
             ctx,
             code::TIMER_OR_DPC_INVALID,
             [
-                4,
+                if from_timer { 5 } else { 4 },
                 routine as usize as u64,
                 u64::from(combined_before),
                 u64::from(combined_after),

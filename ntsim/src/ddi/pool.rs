@@ -69,6 +69,17 @@ fn free(e: &Entry, p: PVOID, tag: Option<u32>) {
             p as usize,
             usize::try_from(size).unwrap_or(usize::MAX),
         );
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if let Some(timer) = crate::ddi::timer::armed_within(&e.machine, p as usize, size) {
+            e.bugcheck(
+                code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [verifier::FREED_ACTIVE_TIMER, timer as u64, 0, p as u64],
+                format!(
+                    "{} of {p:p} ({size} bytes), which contains the armed timer {timer:#x}",
+                    e.ddi
+                ),
+            );
+        }
     }
     match pool::free_checked(e.machine.pool, p.cast(), tag) {
         Ok(()) => {}

@@ -1,17 +1,40 @@
-//! Waits (ddi.md 8.6, 10.3): `KeWaitForSingleObject` and `KeDelayExecutionThread`.
+//! Waits (ddi.md 8.6, 10.3, 13.4, errata 2): `KeWaitForSingleObject`,
+//! `KeWaitForMultipleObjects` and `KeDelayExecutionThread`.
 //!
-//! This module holds the IRQL rules and the timeout forms; the object-specific semantics
-//! (which objects are signaled, what a satisfied wait changes) are in [`signal_check`].
+//! This module is the waiting half of the wait engine: the IRQL rules, the timeout forms, the
+//! wait-block limits, the follow-up wait of a `Wait = TRUE` set/release call, and blocking. The
+//! signaling half (which objects are signaled for whom, what a satisfied wait changes, the
+//! targeted wake-ups) is [`crate::dispatcher`].
+//!
+//! Return values: `STATUS_SUCCESS` (single object, `WaitAll`), `STATUS_WAIT_0 + i` (`WaitAny`,
+//! lowest satisfiable index, ddi.md 13.4), `STATUS_TIMEOUT`. ntsim raises no alerts and delivers
+//! no APCs, so no wait ends with `STATUS_ALERTED` or `STATUS_USER_APC` (a kernel-mode
+//! non-alertable wait never would), and kernel mutexes are never abandoned (errata 4), so there
+//! is no `STATUS_ABANDONED_WAIT_0 + i`.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::{Arc, Condvar},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
-use wdk_sys::{BOOLEAN, KPROCESSOR_MODE, KWAIT_REASON, NTSTATUS, PLARGE_INTEGER, PVOID};
+use wdk_sys::{
+    _WAIT_TYPE, BOOLEAN, KPROCESSOR_MODE, KWAIT_REASON, NTSTATUS, PKWAIT_BLOCK, PLARGE_INTEGER,
+    PVOID, ULONG, WAIT_TYPE,
+};
 
 use crate::{
     bugcheck::{code, verifier},
-    context::{enter, irql, Entry},
-    dispatcher::{self, object_type, Locked},
+    context::{self, enter, irql, Ctx, Entry, PendingWait},
+    dispatcher::{self, object_type, Claimant, Outcome},
+    exception,
 };
+
+/// `MAXIMUM_WAIT_OBJECTS`.
+const MAXIMUM_WAIT_OBJECTS: u32 = 64;
+/// `THREAD_WAIT_OBJECTS`: wait blocks built into every thread.
+const THREAD_WAIT_OBJECTS: u32 = 3;
+/// `STATUS_ACCESS_VIOLATION`: what touching a bad object pointer raises.
+const STATUS_ACCESS_VIOLATION: NTSTATUS = wdk_sys::STATUS_ACCESS_VIOLATION;
 
 /// 100-ns intervals between 1601-01-01 and 1970-01-01.
 const EPOCH_DIFFERENCE_100NS: i64 = 116_444_736_000_000_000;
@@ -23,6 +46,18 @@ pub fn system_time() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     EPOCH_DIFFERENCE_100NS + i64::try_from(since_unix.as_nanos() / 100).unwrap_or(i64::MAX)
+}
+
+/// The instant an NT time value names: negative is relative (100-ns units from now), zero or
+/// positive an absolute system time (100-ns units since 1601; a past time is now).
+#[must_use]
+pub fn deadline_of(ticks: i64) -> Instant {
+    let ahead = if ticks < 0 {
+        ticks.unsigned_abs()
+    } else {
+        ticks.saturating_sub(system_time()).max(0).unsigned_abs()
+    };
+    Instant::now() + Duration::from_nanos(ahead.saturating_mul(100))
 }
 
 /// A decoded `Timeout` argument.
@@ -49,15 +84,10 @@ impl Timeout {
         };
         // SAFETY: every bit pattern of the union is a valid i64.
         let ticks = unsafe { value.QuadPart };
-        match ticks {
-            0 => Self::Poll,
-            t if t < 0 => {
-                Self::Until(Instant::now() + Duration::from_nanos(t.unsigned_abs() * 100))
-            }
-            t => {
-                let ahead = t.saturating_sub(system_time()).max(0);
-                Self::Until(Instant::now() + Duration::from_nanos(ahead.unsigned_abs() * 100))
-            }
+        if ticks == 0 {
+            Self::Poll
+        } else {
+            Self::Until(deadline_of(ticks))
         }
     }
 
@@ -70,10 +100,12 @@ impl Timeout {
     }
 }
 
-/// The IRQL rules of every wait (ddi.md 13.4): a blocking wait needs IRQL <= `APC_LEVEL` and not
-/// a DPC; a poll needs IRQL <= `DISPATCH_LEVEL`.
-pub fn check_wait_irql(e: &Entry, timeout: Timeout, object: usize, timeout_ptr: u64) {
-    let level = e.irql.get();
+/// The IRQL rules of every wait (ddi.md 13.4), judged at `level`.
+///
+/// A blocking wait needs IRQL <= `APC_LEVEL` and not a DPC (0xB8); at `DISPATCH_LEVEL` it is 0xC4/0x121 without a timeout and
+/// 0xC4/0x3B with a nonzero one; above `DISPATCH_LEVEL` any wait is 0xC4/0x120. A poll needs
+/// IRQL <= `DISPATCH_LEVEL`.
+pub fn check_wait_irql(e: &Entry, level: u8, timeout: Timeout, object: usize, timeout_ptr: u64) {
     let blocking = timeout != Timeout::Poll;
     if blocking && e.in_dpc.get() {
         e.bugcheck(
@@ -108,32 +140,147 @@ pub fn check_wait_irql(e: &Entry, timeout: Timeout, object: usize, timeout_ptr: 
     }
 }
 
-/// Whether `object` is signaled for this waiter; when it is, applies the side effects of a
-/// satisfied wait. Dispatcher lock held.
+/// The DDIs that may follow a `Wait = TRUE` set/release call (errata 2).
+const FOLLOW_UP_WAITS: [&str; 2] = ["KeWaitForSingleObject", "KeWaitForMultipleObjects"];
+
+/// Whether `ddi` may be called while a `Wait = TRUE` call awaits its follow-up wait.
+#[must_use]
+pub fn is_follow_up_wait(ddi: &str) -> bool {
+    FOLLOW_UP_WAITS.contains(&ddi)
+}
+
+/// Bugchecks 0xC4/0xE5 when a `Wait = TRUE` set/release call is not followed by a wait.
 ///
-/// # Safety
-/// `object` must point to a live dispatcher object.
-unsafe fn signal_check(e: &Entry, object: *mut u8, locked: &Locked<'_>) -> bool {
-    // SAFETY: forwarded caller guarantee.
-    let kind = unsafe { dispatcher::type_of(object) };
-    match kind {
-        // A thread object stays signaled once its thread has ended: no side effect.
-        // SAFETY: forwarded caller guarantee; the lock is held.
-        object_type::THREAD => (unsafe { dispatcher::signal_state(object, locked) }) > 0,
-        other => e.bugcheck(
-            code::KMODE_EXCEPTION_NOT_HANDLED,
-            [0xC000_0005, object as u64, u64::from(other), 0],
-            format!(
-                "{} on {object:p}: not a dispatcher object ntsim knows (type byte {other})",
-                e.ddi
-            ),
+/// ddi.md 13.2 rule 3 (*emulator convention*): `what` is the DDI called instead, or the exit
+/// path that ended the context. P2 is the current IRQL, P3 the object of the `Wait = TRUE` call,
+/// P4 the IRQL it saved.
+pub fn missing_follow_up_wait(ctx: &Ctx, pending: PendingWait, what: &'static str) -> ! {
+    context::raise(
+        ctx,
+        code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+        [
+            verifier::API_AT_WRONG_IRQL,
+            u64::from(ctx.irql.get()),
+            pending.object as u64,
+            u64::from(pending.saved_irql),
+        ],
+        what,
+        format!(
+            "{}(Wait = TRUE) on {:#x} returned at DISPATCH_LEVEL; the next call must be \
+             KeWaitForSingleObject or KeWaitForMultipleObjects, not {what}",
+            pending.by, pending.object
         ),
+    )
+}
+
+/// Enters the `Wait = TRUE` state after a set/release call (errata 2): the thread is left at
+/// `DISPATCH_LEVEL` with its previous IRQL saved for the wait that must follow.
+pub(crate) fn leave_raised_for_wait(e: &Entry, object: usize) {
+    let saved = e.irql.get();
+    e.set_irql(irql::DISPATCH);
+    e.wait_next.set(Some(PendingWait {
+        saved_irql: saved,
+        object,
+        by: e.ddi,
+    }));
+}
+
+/// Ends the `Wait = TRUE` state at the start of a wait: returns the IRQL the wait is judged at
+/// (the saved one, errata 2) and whether it must be restored before waiting.
+fn take_pending(e: &Entry) -> (u8, Option<u8>) {
+    e.wait_next.take().map_or_else(
+        || (e.irql.get(), None),
+        |pending| (pending.saved_irql, Some(pending.saved_irql)),
+    )
+}
+
+/// Checks that `object` is something ntsim can wait on; anything else is the access violation a
+/// wait on garbage would take.
+fn check_object(e: &Entry, object: PVOID) -> usize {
+    let addr = object as usize;
+    let valid = addr != 0
+        && addr.is_multiple_of(8)
+        // SAFETY: non-null and 8-byte aligned (checked just before); the DDI contract makes a
+        // non-null `Object` a resident dispatcher object.
+        && object_type::is_waitable(unsafe { dispatcher::load_type(addr) });
+    if !valid {
+        exception::raise_status(
+            e,
+            STATUS_ACCESS_VIOLATION,
+            addr,
+            format!("{} on {object:p}, which is not a dispatcher object", e.ddi),
+        );
+    }
+    addr
+}
+
+thread_local! {
+    /// The condition variable this host thread sleeps on while it waits.
+    static WAKE: Arc<Condvar> = Arc::new(Condvar::new());
+}
+
+/// Applies the waiter's part of a satisfied wait: normal kernel APCs disabled once per mutex it
+/// came to own, and the exception a mutex recursion past `MINLONG` raises.
+fn finish(e: &Entry, outcome: Outcome) -> NTSTATUS {
+    let disable = e.kernel_apc_disable.get();
+    e.kernel_apc_disable
+        .set(disable.wrapping_sub(outcome.mutexes_acquired));
+    if let Some((status, object)) = outcome.exception {
+        exception::raise_status(
+            e,
+            status,
+            object,
+            format!("{} on mutex {object:#x}: recursion past MINLONG", e.ddi),
+        );
+    }
+    outcome.status
+}
+
+/// The wait proper: satisfies it at once if it can, polls, or blocks until a signaler satisfies
+/// it or `timeout` passes. `objects` were checked by [`check_object`].
+fn wait(e: &Entry, objects: &[usize], wait_all: bool, timeout: Timeout) -> NTSTATUS {
+    let claimant = Claimant::of(e);
+    let machine = &e.machine;
+    let mut locked = machine.dispatcher.lock();
+    // SAFETY: every object was checked to be a live (DDI contract), aligned, waitable object.
+    let now = unsafe { locked.try_satisfy_now(objects, wait_all, claimant) };
+    if let Some(outcome) = now {
+        drop(locked);
+        return finish(e, outcome);
+    }
+    if timeout == Timeout::Poll {
+        return wdk_sys::STATUS_TIMEOUT;
+    }
+    let deadline = timeout.deadline();
+    let wake = WAKE.with(Arc::clone);
+    let id = locked.register(objects, wait_all, claimant, Arc::clone(&wake));
+    loop {
+        let (again, expired) = dispatcher::sleep(locked, &wake, deadline);
+        locked = again;
+        if let Some(outcome) = locked.take_outcome(id) {
+            drop(locked);
+            return finish(e, outcome);
+        }
+        if machine.is_dead() || machine.is_shutting_down() {
+            drop(locked);
+            context::halt();
+        }
+        if expired {
+            let late = locked.cancel(id);
+            drop(locked);
+            return late.map_or(wdk_sys::STATUS_TIMEOUT, |outcome| finish(e, outcome));
+        }
     }
 }
 
 export! {
-    /// Waits for one dispatcher object: `STATUS_SUCCESS` when it is (or becomes) signaled,
-    /// `STATUS_TIMEOUT` when the timeout passes first. IRQL rules of ddi.md 8.6.
+    /// Waits for one dispatcher object (event, mutex, semaphore, timer, thread):
+    /// `STATUS_SUCCESS` when it is (or becomes) signaled, with the side effect of the satisfied
+    /// wait (a synchronization event or timer resets, a semaphore count drops, a mutex is
+    /// owned); `STATUS_TIMEOUT` when `Timeout` passes first (NULL: forever; 0: poll; negative:
+    /// relative, 100 ns; positive: absolute system time). IRQL: a poll at <= `DISPATCH_LEVEL`,
+    /// a blocking wait at <= `APC_LEVEL` outside DPCs (ddi.md 8.6); after a `Wait = TRUE` call,
+    /// the saved IRQL is the one judged and restored (errata 2).
     fn KeWaitForSingleObject(
         Object: PVOID,
         WaitReason: KWAIT_REASON,
@@ -143,24 +290,78 @@ export! {
     ) -> NTSTATUS {
         let e = enter("KeWaitForSingleObject");
         let _ = (WaitReason, WaitMode, Alertable);
+        let (level, restore) = take_pending(&e);
         // SAFETY: the DDI contract makes `Timeout` null or a readable LARGE_INTEGER.
         let timeout = unsafe { self::Timeout::decode(Timeout) };
-        check_wait_irql(&e, timeout, Object as usize, Timeout as u64);
-        let deadline = timeout.deadline();
-        let dispatcher = &e.machine.dispatcher;
-        let mut locked = dispatcher.lock();
-        loop {
-            // SAFETY: the DDI contract makes `Object` a live dispatcher object.
-            if unsafe { signal_check(&e, Object.cast(), &locked) } {
-                return wdk_sys::STATUS_SUCCESS;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return wdk_sys::STATUS_TIMEOUT;
-            }
-            let (again, _) = dispatcher.sleep(locked, deadline);
-            locked = again;
-            dispatcher::check_alive(&e.machine);
+        check_wait_irql(&e, level, timeout, Object as usize, Timeout as u64);
+        let object = check_object(&e, Object);
+        if let Some(saved) = restore {
+            e.set_irql(saved);
         }
+        wait(&e, &[object], false, timeout)
+    }
+}
+
+export! {
+    /// Waits for any (`WaitAny`: `STATUS_WAIT_0 + i`, the lowest signaled index) or all
+    /// (`WaitAll`: `STATUS_SUCCESS`, every object taken atomically or none) of `Count` objects,
+    /// or `STATUS_TIMEOUT`. `Count > MAXIMUM_WAIT_OBJECTS` (64), or `Count >
+    /// THREAD_WAIT_OBJECTS` (3) with a NULL `WaitBlockArray`, is bug check 0xC (P1 `Count`,
+    /// P2 `WaitBlockArray`: *ntsim convention*, the page lists no parameters). A `WaitType`
+    /// other than `WaitAll`/`WaitAny` returns `STATUS_INVALID_PARAMETER` (ntsim convention).
+    /// IRQL and timeouts as `KeWaitForSingleObject`.
+    fn KeWaitForMultipleObjects(
+        Count: ULONG,
+        Object: *mut PVOID,
+        WaitType: WAIT_TYPE,
+        WaitReason: KWAIT_REASON,
+        WaitMode: KPROCESSOR_MODE,
+        Alertable: BOOLEAN,
+        Timeout: PLARGE_INTEGER,
+        WaitBlockArray: PKWAIT_BLOCK,
+    ) -> NTSTATUS {
+        let e = enter("KeWaitForMultipleObjects");
+        let _ = (WaitReason, WaitMode, Alertable);
+        if Count > MAXIMUM_WAIT_OBJECTS || (Count > THREAD_WAIT_OBJECTS && WaitBlockArray.is_null()) {
+            let why = if Count > MAXIMUM_WAIT_OBJECTS {
+                "more than MAXIMUM_WAIT_OBJECTS (64)"
+            } else {
+                "more than THREAD_WAIT_OBJECTS (3) and no WaitBlockArray"
+            };
+            e.bugcheck(
+                code::MAXIMUM_WAIT_OBJECTS_EXCEEDED,
+                [u64::from(Count), WaitBlockArray as u64, 0, 0],
+                format!("KeWaitForMultipleObjects with Count {Count}: {why}"),
+            );
+        }
+        let (level, restore) = take_pending(&e);
+        // SAFETY: the DDI contract makes `Timeout` null or a readable LARGE_INTEGER.
+        let timeout = unsafe { self::Timeout::decode(Timeout) };
+        check_wait_irql(&e, level, timeout, Object as usize, Timeout as u64);
+        let wait_all = match WaitType {
+            _WAIT_TYPE::WaitAll => true,
+            _WAIT_TYPE::WaitAny => false,
+            _ => return wdk_sys::STATUS_INVALID_PARAMETER,
+        };
+        let mut objects = Vec::with_capacity(Count as usize);
+        if Count > 0 && Object.is_null() {
+            exception::raise_status(
+                &e,
+                STATUS_ACCESS_VIOLATION,
+                0,
+                "KeWaitForMultipleObjects with a NULL Object array",
+            );
+        }
+        for i in 0..Count as usize {
+            // SAFETY: the DDI contract makes `Object` an array of `Count` readable pointers
+            // (non-null, checked above).
+            let object = unsafe { Object.wrapping_add(i).read() };
+            objects.push(check_object(&e, object));
+        }
+        if let Some(saved) = restore {
+            e.set_irql(saved);
+        }
+        wait(&e, &objects, wait_all, timeout)
     }
 }
 
@@ -197,6 +398,59 @@ export! {
             }
             std::thread::sleep((until - now).min(Duration::from_millis(20)));
             e.check_alive();
+        }
+    }
+}
+
+/// Checks a dispatcher object pointer passed to an object DDI: null or not 8-byte aligned is
+/// 0xC4/0xE1 (a synchronization object at an invalid address). Returns the address.
+pub(crate) fn check_header(e: &Entry, object: *mut impl Sized) -> usize {
+    let addr = object as usize;
+    if addr == 0 || !addr.is_multiple_of(8) {
+        e.bugcheck(
+            code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+            [verifier::INVALID_SYNC_OBJECT_ADDRESS, addr as u64, 0, 0],
+            format!("{} on an invalid or misaligned object {addr:#x}", e.ddi),
+        );
+    }
+    addr
+}
+
+/// Bugchecks 0xC4/`rule` (P2 IRQL, P3 object) unless the caller is at or below `max`.
+pub(crate) fn require_irql_at_most(e: &Entry, max: u8, rule: u64, object: usize) {
+    let level = e.irql.get();
+    if level > max {
+        e.bugcheck(
+            code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+            [rule, u64::from(level), object as u64, 0],
+            format!("{} at IRQL {level}: requires IRQL <= {max}", e.ddi),
+        );
+    }
+}
+
+/// The IRQL rule of a set/release routine's `Wait` argument (ddi.md 8.1): `Wait == FALSE` needs
+/// IRQL <= `DISPATCH_LEVEL` (0xC4/`above_dispatch`), `Wait == TRUE` needs IRQL <= `wait_max`
+/// (0xC4/`wait_rule`).
+pub(crate) fn check_set_irql(
+    e: &Entry,
+    wait: BOOLEAN,
+    object: usize,
+    above_dispatch: u64,
+    wait_max: u8,
+    wait_rule: u64,
+) {
+    require_irql_at_most(e, irql::DISPATCH, above_dispatch, object);
+    if wait != 0 {
+        let level = e.irql.get();
+        if level > wait_max {
+            e.bugcheck(
+                code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [wait_rule, u64::from(level), object as u64, 1],
+                format!(
+                    "{}(Wait = TRUE) at IRQL {level}: requires IRQL <= {wait_max} (P4 = 1: Wait)",
+                    e.ddi
+                ),
+            );
         }
     }
 }

@@ -4,6 +4,7 @@
 //! bug check rather than undefined behaviour.
 #![allow(dead_code, reason = "each test file uses a subset")]
 
+pub mod dispatcher;
 pub mod resource;
 pub mod runtime;
 
