@@ -11,6 +11,7 @@ use std::{
 use crate::{
     bugcheck::BugCheck,
     context::{self, ContextKind, Ctx},
+    ddi::queued_spin_lock::QueueHandles,
     dispatcher::Dispatcher,
     io::IoState,
     objects::Objects,
@@ -81,6 +82,8 @@ pub struct MachineInner {
     pub dispatcher: Dispatcher,
     /// The driver, its device, queues and open files.
     pub io: IoState,
+    /// The `KLOCK_QUEUE_HANDLE`s in use (in-stack queued spin locks).
+    pub queue_handles: QueueHandles,
     dead: AtomicBool,
     bugcheck: Mutex<Option<BugCheck>>,
     changed: Condvar,
@@ -245,6 +248,7 @@ impl Machine {
             objects: Objects::default(),
             dispatcher: Dispatcher::default(),
             io: IoState::default(),
+            queue_handles: QueueHandles::default(),
             dead: AtomicBool::new(false),
             bugcheck: Mutex::new(None),
             changed: Condvar::new(),

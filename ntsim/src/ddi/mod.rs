@@ -34,6 +34,8 @@ pub mod dpc;
 pub mod irql;
 pub mod pool;
 pub mod processor;
+pub mod queued_spin_lock;
+pub mod rw_spin_lock;
 pub mod spin_lock;
 pub mod thread;
 pub mod wait;

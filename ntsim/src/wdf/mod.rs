@@ -49,6 +49,7 @@ pub mod device;
 pub mod driver;
 pub mod queue;
 pub mod request;
+pub mod spin_lock;
 
 /// What a framework object is.
 pub(crate) enum Kind {
@@ -57,6 +58,7 @@ pub(crate) enum Kind {
     Device,
     Queue(queue::QueueSettings),
     Request(Box<request::Request>),
+    SpinLock(std::sync::Arc<spin_lock::SpinLockObject>),
 }
 
 /// One framework object.

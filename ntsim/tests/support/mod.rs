@@ -4,6 +4,8 @@
 //! bug check rather than undefined behaviour.
 #![allow(dead_code, reason = "each test file uses a subset")]
 
+pub mod spin_families;
+
 use std::time::Duration;
 
 use ntsim::{
