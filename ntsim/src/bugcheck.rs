@@ -204,16 +204,18 @@ pub mod verifier {
 
 /// `WDF_VIOLATION` (0x10D) subcodes used by ntsim (ddi.md 12.3).
 pub mod wdf {
+    /// `WDF_RECURSIVE_LOCK`: acquiring a lock that is already held (`WdfSpinLockAcquire`
+    /// recursion; P2 the lock handle).
+    pub const RECURSIVE_LOCK: u64 = 0x2;
+    /// `WDF_REQUIRED_PARAMETER_IS_NULL`: a NULL passed where the method requires a value.
+    pub const REQUIRED_PARAMETER_IS_NULL: u64 = 0x4;
+    /// `WDF_INVALID_LOCK_OPERATION`: P3 = 0, the object has no synchronization lock; P3 = 1, a
+    /// WDF spin lock (P2) released by a thread that did not acquire it.
+    pub const INVALID_LOCK_OPERATION: u64 = 0xB;
     /// An event callback returned at a different IRQL than it was called at.
     pub const CALLBACK_IRQL_CHANGED: u64 = 0xE;
     /// An event callback entered a critical region and did not leave it.
     pub const CALLBACK_CRITICAL_REGION: u64 = 0xF;
-    /// Acquiring a lock the caller already holds (`WdfWaitLockAcquire` recursion; P2 the lock
-    /// handle, which the documentation leaves reserved).
-    pub const RECURSIVE_LOCK: u64 = 0x2;
-    /// Invalid WDF lock use; ntsim also reports a wait lock released by a thread that does not
-    /// hold it this way (P2 lock handle, P3 = 1 as for a WDF spin lock).
-    pub const INVALID_LOCK_OPERATION: u64 = 0xB;
     /// ntsim convention: a WDF handle that is not a live object of the expected type.
     pub const INVALID_HANDLE: u64 = 0x4;
     /// ntsim convention: a request completed twice.

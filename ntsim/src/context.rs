@@ -61,13 +61,45 @@ pub enum LockFamily {
     PushLockShared,
     /// A spin lock taken and dropped inside one `ExInterlocked…` call.
     Interlocked,
+    /// `KeAcquireSpinLockForDpc` / `KeReleaseSpinLockForDpc`.
+    SpinForDpc,
+    /// `KeAcquireInStackQueuedSpinLock` / `KeReleaseInStackQueuedSpinLock`.
+    QueuedRaise,
+    /// `KeAcquireInStackQueuedSpinLockAtDpcLevel` / `KeReleaseInStackQueuedSpinLockFromDpcLevel`.
+    QueuedAtDpc,
+    /// `KeAcquireInStackQueuedSpinLockForDpc` / `KeReleaseInStackQueuedSpinLockForDpc`.
+    QueuedForDpc,
+    /// `ExAcquireSpinLockExclusive` / `ExReleaseSpinLockExclusive` (also a raising shared
+    /// acquire converted by `ExTryConvertSharedSpinLockExclusive`).
+    ExSpinExclusive,
+    /// `ExAcquireSpinLockShared` / `ExReleaseSpinLockShared`.
+    ExSpinShared,
+    /// `ExAcquireSpinLockExclusiveAtDpcLevel`, `ExTryAcquireSpinLockExclusiveAtDpcLevel` /
+    /// `ExReleaseSpinLockExclusiveFromDpcLevel` (also a converted `…SharedAtDpcLevel` hold).
+    ExSpinExclusiveAtDpc,
+    /// `ExAcquireSpinLockSharedAtDpcLevel`, `ExTryAcquireSpinLockSharedAtDpcLevel` /
+    /// `ExReleaseSpinLockSharedFromDpcLevel`.
+    ExSpinSharedAtDpc,
+    /// `WdfSpinLockAcquire` / `WdfSpinLockRelease` (the hold's address is the `WDFSPINLOCK`).
+    WdfSpinLock,
 }
 
 impl LockFamily {
     /// Whether the acquire raised IRQL and the release restores it (releases must be LIFO).
     #[must_use]
     pub const fn restores_irql(self) -> bool {
-        matches!(self, Self::SpinRaise | Self::FastMutex | Self::GuardedMutex)
+        matches!(
+            self,
+            Self::SpinRaise
+                | Self::SpinForDpc
+                | Self::QueuedRaise
+                | Self::QueuedForDpc
+                | Self::ExSpinExclusive
+                | Self::ExSpinShared
+                | Self::WdfSpinLock
+                | Self::FastMutex
+                | Self::GuardedMutex
+        )
     }
 }
 

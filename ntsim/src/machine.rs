@@ -11,6 +11,7 @@ use std::{
 use crate::{
     bugcheck::BugCheck,
     context::{self, ContextKind, Ctx},
+    ddi::queued_spin_lock::QueueHandles,
     dispatcher::Dispatcher,
     io::IoState,
     objects::Objects,
@@ -102,6 +103,8 @@ pub struct MachineInner {
     pub rundown: crate::ddi::rundown::Tracker,
     /// Work items queued or running (ddi.md 13.5).
     pub work_items: crate::ddi::work_item::Tracker,
+    /// The `KLOCK_QUEUE_HANDLE`s in use (in-stack queued spin locks).
+    pub queue_handles: QueueHandles,
     dead: AtomicBool,
     bugcheck: Mutex<Option<BugCheck>>,
     changed: Condvar,
@@ -279,6 +282,7 @@ impl Machine {
             resources: crate::ddi::resource::Resources::default(),
             rundown: crate::ddi::rundown::Tracker::default(),
             work_items: crate::ddi::work_item::Tracker::default(),
+            queue_handles: QueueHandles::default(),
             dead: AtomicBool::new(false),
             bugcheck: Mutex::new(None),
             changed: Condvar::new(),

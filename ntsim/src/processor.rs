@@ -279,8 +279,28 @@ impl Processors {
 }
 
 /// One step of a bounded spin: yields the host core, halts if the machine died, and declares
-/// the hang once the spin budget is spent. `lock` is the address spun on (0 for a processor).
+/// the hang once the spin budget is spent. `lock` is the `KSPIN_LOCK` spun on (0 for a
+/// processor).
 pub(crate) fn spin_pause(ctx: &Ctx, spins: &mut u32, began: Instant, what: &str, lock: usize) {
+    spin_wait(ctx, spins, began, lock as u64, || {
+        let holder = if lock == 0 {
+            String::new()
+        } else {
+            crate::ddi::spin_lock::describe_holder(&ctx.machine, lock)
+        };
+        format!("{what}{holder}")
+    });
+}
+
+/// As [`spin_pause`], for any lock: `lock` is its address (P4 of the 0x133), and `describe`,
+/// called only when the budget is spent, names what is awaited and who holds it.
+pub(crate) fn spin_wait(
+    ctx: &Ctx,
+    spins: &mut u32,
+    began: Instant,
+    lock: u64,
+    describe: impl FnOnce() -> String,
+) {
     *spins = spins.wrapping_add(1);
     std::hint::spin_loop();
     std::thread::yield_now();
@@ -290,11 +310,6 @@ pub(crate) fn spin_pause(ctx: &Ctx, spins: &mut u32, began: Instant, what: &str,
         }
         let waited = began.elapsed();
         if waited > ctx.machine.config.spin_budget {
-            let holder = if lock == 0 {
-                String::new()
-            } else {
-                crate::ddi::spin_lock::describe_holder(&ctx.machine, lock)
-            };
             context::raise(
                 ctx,
                 code::DPC_WATCHDOG_VIOLATION,
@@ -302,13 +317,15 @@ pub(crate) fn spin_pause(ctx: &Ctx, spins: &mut u32, began: Instant, what: &str,
                     1,
                     u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
                     u64::try_from(ctx.machine.config.spin_budget.as_millis()).unwrap_or(u64::MAX),
-                    lock as u64,
+                    lock,
                 ],
                 "spin wait",
                 format!(
-                    "{} spun {waited:?} at IRQL >= DISPATCH_LEVEL waiting for {what}{holder} \
+                    "{} spun {waited:?} at IRQL >= DISPATCH_LEVEL waiting for {} \
                      (ntsim spin budget {:?}; Windows would hang and report 0x133)",
-                    ctx.name, ctx.machine.config.spin_budget
+                    ctx.name,
+                    describe(),
+                    ctx.machine.config.spin_budget
                 ),
             );
         }

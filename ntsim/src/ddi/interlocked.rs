@@ -37,7 +37,7 @@ fn with_lock<R>(e: &Entry, lock: PKSPIN_LOCK, f: impl FnOnce() -> R) -> R {
     if old < irql::DISPATCH {
         e.set_irql(irql::DISPATCH);
     }
-    spin_acquire(e, lock, false);
+    spin_acquire(e, lock);
     e.held.borrow_mut().push(Hold {
         addr: lock as usize,
         family: LockFamily::Interlocked,

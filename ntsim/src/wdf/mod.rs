@@ -49,6 +49,7 @@ pub mod device;
 pub mod driver;
 pub mod queue;
 pub mod request;
+pub mod spin_lock;
 pub mod wait_lock;
 
 /// What a framework object is.
@@ -59,6 +60,7 @@ pub(crate) enum Kind {
     Queue(queue::QueueSettings),
     Request(Box<request::Request>),
     WaitLock(std::sync::Arc<wait_lock::WaitLock>),
+    SpinLock(std::sync::Arc<spin_lock::SpinLockObject>),
 }
 
 /// One framework object.

@@ -7,6 +7,7 @@
 pub mod dispatcher;
 pub mod resource;
 pub mod runtime;
+pub mod spin_families;
 
 use std::time::Duration;
 
