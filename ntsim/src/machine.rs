@@ -397,9 +397,12 @@ pub(crate) fn install_context(
 }
 
 /// Makes a panic on an emulated thread a bug check (0x52504E43, "RPNC", as `wdk-panic` on
-/// windows-drivers-rs main raises): the panicking thread halts like a stopped processor instead
-/// of unwinding through the driver's `extern "C"` frames, which would abort the host process.
-/// Panics on host threads go to the previous hook unchanged.
+/// windows-drivers-rs main raises): the machine stops and every host call into it returns the
+/// bug check. The panic then proceeds: out of a Rust closure (`Machine::run`) it unwinds to the
+/// end of its host thread; through a driver's `extern "C"` frame the process aborts, loudly.
+/// The hook must not halt the thread itself: std holds its hook lock while a hook runs, and a
+/// parked hook would hang the whole process at exit. Panics on host threads go to the previous
+/// hook unchanged.
 fn install_panic_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -418,13 +421,14 @@ fn install_panic_hook() {
                 .map(|s| (*s).to_owned())
                 .or_else(|| info.payload().downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            context::raise(
-                &ctx,
-                crate::bugcheck::code::RUST_PANIC,
-                [0, file.len() as u64, u64::from(line), u64::from(column)],
-                "Rust panic",
-                format!("panic at {file}:{line}:{column}: {payload}"),
-            );
+            ctx.machine.die(BugCheck {
+                code: crate::bugcheck::code::RUST_PANIC,
+                params: [0, file.len() as u64, u64::from(line), u64::from(column)],
+                detected_in: "Rust panic",
+                context: ctx.describe(),
+                message: format!("panic at {file}:{line}:{column}: {payload}"),
+            });
+            previous(info);
         }));
     });
 }

@@ -346,3 +346,20 @@ fn returning_to_user_mode_inside_a_critical_region_is_0x1() {
         other => panic!("expected 0x1, got {other:?}"),
     }
 }
+
+#[test]
+fn a_panic_in_driver_code_is_a_bug_check_and_the_process_carries_on() {
+    let machine = support::machine(2);
+    let result = machine.run(|| {
+        let values: Vec<u32> = Vec::new();
+        values.iter().sum::<u32>() / u32::try_from(values.len()).unwrap_or(0)
+    });
+    match result {
+        Err(HostError::BugCheck(b)) => {
+            assert_eq!(b.code, code::RUST_PANIC);
+            assert!(b.message.contains("divide by zero"), "{}", b.message);
+        }
+        other => panic!("expected the RPNC bug check, got {other:?}"),
+    }
+    assert!(machine.run(|| 1).is_err(), "the machine is dead");
+}
