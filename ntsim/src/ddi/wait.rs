@@ -255,15 +255,17 @@ fn wait(e: &Entry, objects: &[usize], wait_all: bool, timeout: Timeout) -> NTSTA
     let wake = WAKE.with(Arc::clone);
     let id = locked.register(objects, wait_all, claimant, Arc::clone(&wake));
     loop {
+        // Checked under the lock right before sleeping: `die` sets the flag before it takes the
+        // lock to wake every waiter, so either this sees it or that wake-up reaches this sleep.
+        if machine.is_dead() || machine.is_shutting_down() {
+            drop(locked);
+            context::halt();
+        }
         let (again, expired) = dispatcher::sleep(locked, &wake, deadline);
         locked = again;
         if let Some(outcome) = locked.take_outcome(id) {
             drop(locked);
             return finish(e, outcome);
-        }
-        if machine.is_dead() || machine.is_shutting_down() {
-            drop(locked);
-            context::halt();
         }
         if expired {
             let late = locked.cancel(id);
