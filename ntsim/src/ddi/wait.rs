@@ -57,7 +57,17 @@ pub fn deadline_of(ticks: i64) -> Instant {
     } else {
         ticks.saturating_sub(system_time()).max(0).unsigned_abs()
     };
-    Instant::now() + Duration::from_nanos(ahead.saturating_mul(100))
+    later(Duration::from_nanos(ahead.saturating_mul(100)))
+}
+
+/// `now + ahead`, capped at a thousand years (as good as never) instead of overflowing.
+#[must_use]
+pub fn later(ahead: Duration) -> Instant {
+    const NEVER: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(ahead.min(NEVER))
+        .or_else(|| now.checked_add(Duration::from_secs(3600)))
+        .unwrap_or(now)
 }
 
 /// A decoded `Timeout` argument.
