@@ -23,7 +23,7 @@ use std::{
         atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering},
         Arc, Condvar, Mutex, MutexGuard, PoisonError,
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use crate::{
@@ -220,20 +220,26 @@ impl Dispatcher {
 
 /// Sleeps on `wake` until notified or `deadline`, releasing the dispatcher lock meanwhile.
 ///
-/// Returns the lock and whether the deadline passed. Sleeps in bounded slices so a dead machine
-/// is noticed even without a notification.
+/// Returns the lock and whether the deadline passed. There is no polling: whoever must wake
+/// the sleeper notifies `wake` under the dispatcher lock (a signaler that satisfied its wait,
+/// [`Dispatcher::wake_all`] when the machine dies or stops, `KeSetTimer` for the timer service),
+/// so a sleeper that checked its condition under the lock cannot miss it, and a wake-up the
+/// engine failed to give shows as a thread blocked for good.
 pub fn sleep<'a>(
     locked: Locked<'a>,
     wake: &Condvar,
     deadline: Option<Instant>,
 ) -> (Locked<'a>, bool) {
-    let slice = Duration::from_millis(50);
-    let timeout = deadline.map_or(slice, |d| {
-        d.saturating_duration_since(Instant::now()).min(slice)
-    });
-    let (guard, _) = wake
-        .wait_timeout(locked.guard, timeout)
-        .unwrap_or_else(PoisonError::into_inner);
+    let guard = match deadline {
+        None => wake
+            .wait(locked.guard)
+            .unwrap_or_else(PoisonError::into_inner),
+        Some(d) => {
+            wake.wait_timeout(locked.guard, d.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0
+        }
+    };
     let expired = deadline.is_some_and(|d| Instant::now() >= d);
     (Locked { guard }, expired)
 }

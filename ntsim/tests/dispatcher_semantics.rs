@@ -491,6 +491,9 @@ fn every_timeout_form() {
         assert_eq!(event.wait(Some(0)), WAIT_0);
         assert_eq!(event.wait(Some(relative_ms(1_000_000))), WAIT_0);
         assert_eq!(event.wait(Some(absolute_in_ms(1_000_000))), WAIT_0);
+        // The extremes of the encoding are just very long waits.
+        assert_eq!(event.wait(Some(-i64::MAX)), WAIT_0);
+        assert_eq!(event.wait(Some(i64::MAX)), WAIT_0);
         // A relative timeout that outlives the signal returns success.
         let sync = Event::synchronization(false);
         let handle = spawn_fn(move || {

@@ -26,7 +26,7 @@ use crate::{
     context::{enter, irql, Entry},
     ddi::{
         dpc,
-        wait::{check_header, deadline_of, require_irql_at_most, system_time},
+        wait::{check_header, deadline_of, later, require_irql_at_most, system_time},
     },
     dispatcher::{self, object_type, Locked},
     machine::MachineInner,
@@ -186,9 +186,9 @@ fn expire(
     // SAFETY: as above; the other objects of its waiters are live while they wait.
     unsafe { locked.wait_test(timer) };
     if !armed.period.is_zero() {
-        let mut next = armed.key.0 + armed.period;
+        let mut next = armed.key.0.checked_add(armed.period).unwrap_or(armed.key.0);
         if next <= now {
-            next = now + armed.period;
+            next = later(armed.period);
         }
         locked
             .state()

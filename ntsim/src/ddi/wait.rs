@@ -57,7 +57,17 @@ pub fn deadline_of(ticks: i64) -> Instant {
     } else {
         ticks.saturating_sub(system_time()).max(0).unsigned_abs()
     };
-    Instant::now() + Duration::from_nanos(ahead.saturating_mul(100))
+    later(Duration::from_nanos(ahead.saturating_mul(100)))
+}
+
+/// `now + ahead`, capped at a thousand years (as good as never) instead of overflowing.
+#[must_use]
+pub fn later(ahead: Duration) -> Instant {
+    const NEVER: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(ahead.min(NEVER))
+        .or_else(|| now.checked_add(Duration::from_secs(3600)))
+        .unwrap_or(now)
 }
 
 /// A decoded `Timeout` argument.
@@ -255,15 +265,17 @@ fn wait(e: &Entry, objects: &[usize], wait_all: bool, timeout: Timeout) -> NTSTA
     let wake = WAKE.with(Arc::clone);
     let id = locked.register(objects, wait_all, claimant, Arc::clone(&wake));
     loop {
+        // Checked under the lock right before sleeping: `die` sets the flag before it takes the
+        // lock to wake every waiter, so either this sees it or that wake-up reaches this sleep.
+        if machine.is_dead() || machine.is_shutting_down() {
+            drop(locked);
+            context::halt();
+        }
         let (again, expired) = dispatcher::sleep(locked, &wake, deadline);
         locked = again;
         if let Some(outcome) = locked.take_outcome(id) {
             drop(locked);
             return finish(e, outcome);
-        }
-        if machine.is_dead() || machine.is_shutting_down() {
-            drop(locked);
-            context::halt();
         }
         if expired {
             let late = locked.cancel(id);
