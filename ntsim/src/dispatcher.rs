@@ -182,11 +182,29 @@ impl Dispatcher {
     pub fn wake_all(&self) {
         self.changed.notify_all();
         self.timer_wake.notify_all();
-        if let Ok(state) = self.state.try_lock() {
-            for waiter in state.waiters.values() {
-                waiter.wake.notify_all();
+        // The lock may be busy for a moment (then waiters must still be woken) or held for good
+        // by a halted context (then give up: host calls answer with the bug check anyway).
+        for _ in 0..200 {
+            if let Ok(state) = self.state.try_lock() {
+                for waiter in state.waiters.values() {
+                    waiter.wake.notify_all();
+                }
+                return;
             }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
+    }
+
+    /// Every dispatcher mutex owned by the context `uid` (deadlock detection).
+    pub fn mutexes_owned(&self, uid: u64) -> Vec<usize> {
+        let locked = self.lock();
+        locked
+            .guard
+            .mutexes
+            .iter()
+            .filter(|(_, owner)| owner.uid == uid)
+            .map(|(&addr, _)| addr)
+            .collect()
     }
 
     /// Wakes every context sleeping in [`Dispatcher::sleep`] to re-evaluate its condition

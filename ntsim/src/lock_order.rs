@@ -44,13 +44,22 @@ impl LockOrder {
         if !e.machine.config.deadlock_detection {
             return;
         }
-        let held: Vec<(usize, &'static str)> = e
+        let mut held: Vec<(usize, &'static str)> = e
             .held
             .borrow()
             .iter()
             .filter(|h| h.addr != lock)
             .map(|h| (h.addr, h.acquired_by))
             .collect();
+        // Dispatcher mutexes are owned through the dispatcher's table, not `held`.
+        held.extend(
+            e.machine
+                .dispatcher
+                .mutexes_owned(e.uid)
+                .into_iter()
+                .filter(|&m| m != lock)
+                .map(|m| (m, "KeWaitForSingleObject/KeWaitForMultipleObjects (KMUTEX)")),
+        );
         if held.is_empty() {
             return;
         }

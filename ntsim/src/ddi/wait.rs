@@ -249,6 +249,14 @@ fn finish(e: &Entry, outcome: Outcome) -> NTSTATUS {
 /// The wait proper: satisfies it at once if it can, polls, or blocks until a signaler satisfies
 /// it or `timeout` passes. `objects` were checked by [`check_object`].
 fn wait(e: &Entry, objects: &[usize], wait_all: bool, timeout: Timeout) -> NTSTATUS {
+    // Deadlock detection covers dispatcher mutexes: checked before the dispatcher lock is taken.
+    for &object in objects {
+        // SAFETY: `check_object` verified a live, aligned dispatcher object; byte 0 is its type.
+        let kind = unsafe { (object as *const u8).read_volatile() };
+        if kind == dispatcher::object_type::MUTANT {
+            e.machine.lock_order.acquire(e, object);
+        }
+    }
     let claimant = Claimant::of(e);
     let machine = &e.machine;
     let mut locked = machine.dispatcher.lock();

@@ -256,6 +256,11 @@ impl KMutex {
         Self(addr)
     }
 
+    /// Its address, as bug check parameters show it.
+    pub const fn addr_for_tests(self) -> usize {
+        self.0
+    }
+
     /// `KeWaitForMutexObject` (= `KeWaitForSingleObject`) without a timeout.
     pub fn acquire(self) -> i32 {
         self.wait(None)
