@@ -14,7 +14,7 @@ use support::{
 fn kmutex_then_fast_mutex_against_fast_mutex_then_kmutex_is_0xc4_0x1001() {
     let m = machine(4);
     let fast = Mutex::new();
-    let kmutex = m.run(|| KMutex::new()).expect("initialised in the machine");
+    let kmutex = m.run(KMutex::new).expect("initialised in the machine");
     m.run(move || {
         assert_eq!(kmutex.acquire(), 0);
         fast.acquire();
