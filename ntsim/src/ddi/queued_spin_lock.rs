@@ -2,7 +2,7 @@
 //!
 //! The lock is an ordinary `KSPIN_LOCK`; the caller's `KLOCK_QUEUE_HANDLE` is its node in an MCS
 //! queue, exactly as on Windows: while the lock is in use the lock word holds the address of the
-//! last node (the tail) with bits 1 and 0 set ([`spin_lock::QUEUED`], [`spin_lock::HELD`]); an
+//! last node (the tail) with bits 1 and 0 set (`QUEUED` and `HELD` of [`super::spin_lock`]); an
 //! acquirer swaps itself in as the tail, links itself behind its predecessor
 //! (`LockQueue.Next`) and spins on its own node until the predecessor hands the lock over by
 //! clearing the wait bit of its `LockQueue.Lock` (the lock address with bit 0 = waiting, bit 1 =

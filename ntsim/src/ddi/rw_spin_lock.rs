@@ -23,7 +23,8 @@
 //! 0xC4/0x1007. ddi.md names no IRQL code for these routines, so IRQL violations are the generic
 //! 0xC4/0xE5 (P2 the IRQL, P3 the lock): the raising acquires need <= `DISPATCH_LEVEL`, their
 //! releases and the conversion exactly `DISPATCH_LEVEL`, the `…AtDpcLevel`/`…FromDpcLevel` and
-//! `ExTry…AtDpcLevel` variants >= `DISPATCH_LEVEL` (the header's bound).
+//! `ExTry…AtDpcLevel` variants >= `DISPATCH_LEVEL` (the header's bound). A raising release
+//! given an `OldIrql` above the current IRQL is 0xC4/0x31, as `KeLowerIrql`.
 
 use std::{
     sync::atomic::{AtomicU32, Ordering},
