@@ -207,6 +207,19 @@ impl Processors {
         cpu.wake.notify_one();
     }
 
+    /// A DPC queued on any processor whose `KDPC` lies in `[start, start + len)`.
+    pub(crate) fn queued_within(&self, start: usize, len: usize) -> Option<usize> {
+        let end = start.saturating_add(len);
+        self.cpus.iter().find_map(|cpu| {
+            cpu.queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .copied()
+                .find(|dpc| (start..end).contains(dpc))
+        })
+    }
+
     /// Removes a queued DPC; returns whether it was queued.
     pub(crate) fn dequeue(&self, index: u32, dpc: usize) -> bool {
         let cpu = self.cpu(index);

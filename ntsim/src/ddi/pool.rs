@@ -64,12 +64,23 @@ fn free(e: &Entry, p: PVOID, tag: Option<u32>) {
         );
     }
     if let Some((_, size)) = e.machine.pool.lookup(p as usize) {
-        crate::ddi::resource::check_free(
-            e,
-            p as usize,
-            usize::try_from(size).unwrap_or(usize::MAX),
-        );
         let size = usize::try_from(size).unwrap_or(usize::MAX);
+        crate::ddi::resource::check_free(e, p as usize, size);
+        if let Some(dpc) = e.machine.processors.queued_within(p as usize, size) {
+            e.bugcheck(
+                code::TIMER_OR_DPC_INVALID,
+                [
+                    1,
+                    dpc as u64,
+                    p as u64,
+                    (p as u64).saturating_add(size as u64),
+                ],
+                format!(
+                    "{} of {p:p} ({size} bytes), which contains the queued DPC {dpc:#x}",
+                    e.ddi
+                ),
+            );
+        }
         if let Some(timer) = crate::ddi::timer::armed_within(&e.machine, p as usize, size) {
             e.bugcheck(
                 code::DRIVER_VERIFIER_DETECTED_VIOLATION,
