@@ -46,6 +46,9 @@ pub mod code {
     pub const DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS: u32 = 0xCE;
     /// `RESOURCE_NOT_OWNED`: a thread released an `ERESOURCE` it does not own (P1 resource, P2
     /// thread).
+    /// `SYSTEM_EXIT_OWNED_MUTEX`: a work item returned while owning a dispatcher mutex (P1 worker
+    /// routine, P3 work item).
+    pub const SYSTEM_EXIT_OWNED_MUTEX: u32 = 0x39;
     /// `WORKER_THREAD_RETURNED_AT_BAD_IRQL`: a work item returned at `DISPATCH_LEVEL` or above.
     pub const WORKER_THREAD_RETURNED_AT_BAD_IRQL: u32 = 0xE1;
     /// `ACTIVE_EX_WORKER_THREAD_TERMINATION`: a system worker thread tried to terminate.
@@ -261,6 +264,7 @@ impl BugCheck {
             code::DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS => {
                 "DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS"
             }
+            code::SYSTEM_EXIT_OWNED_MUTEX => "SYSTEM_EXIT_OWNED_MUTEX",
             code::WORKER_THREAD_RETURNED_AT_BAD_IRQL => "WORKER_THREAD_RETURNED_AT_BAD_IRQL",
             code::ACTIVE_EX_WORKER_THREAD_TERMINATION => "ACTIVE_EX_WORKER_THREAD_TERMINATION",
             code::RESOURCE_NOT_OWNED => "RESOURCE_NOT_OWNED",

@@ -192,15 +192,32 @@ unsafe extern "C" fn work_leaks_critical_region(_: *mut DEVICE_OBJECT, _: PVOID)
     leak_critical_region();
 }
 
+unsafe extern "C" fn work_keeps_a_mutex(_: *mut DEVICE_OBJECT, context: PVOID) {
+    assert_eq!(
+        support::dispatcher::KMutex::from_context(context as usize).acquire(),
+        0
+    );
+}
+
 unsafe extern "C" fn work_terminates(_: *mut DEVICE_OBJECT, _: PVOID) {
     // SAFETY: deliberately from a worker thread.
     let _ = unsafe { ntddk::PsTerminateSystemThread(0) };
 }
 
 fn run_work(routine: support::runtime::WorkRoutine, context: usize) -> (ntsim::BugCheck, u64) {
+    run_work_on(routine, context, || {})
+}
+
+/// As [`run_work`], running `setup` in the machine before the item is queued.
+fn run_work_on(
+    routine: support::runtime::WorkRoutine,
+    context: usize,
+    setup: impl FnOnce() + Send + 'static,
+) -> (ntsim::BugCheck, u64) {
     let m = machine(2);
     let slot: &'static AtomicU64 = Box::leak(Box::default());
     let b = expect_bugcheck(&m, move || {
+        setup();
         let item = allocate_work_item();
         slot.store(item as u64, Ordering::Release);
         queue_work_item(item, routine, context);
@@ -231,6 +248,19 @@ fn a_work_item_returning_with_unbalanced_apc_disable_is_0x1_p4_1() {
     assert_eq!(
         b.params,
         [work_leaks_critical_region as *const () as u64, 0, 0xFFFF, 1]
+    );
+}
+
+#[test]
+fn a_work_item_returning_while_owning_a_kmutex_is_0x39() {
+    let addr = support::dispatcher::KMutex::alloc().addr_for_tests();
+    let (b, item) = run_work_on(work_keeps_a_mutex, addr, move || {
+        support::dispatcher::KMutex::from_context(addr).init();
+    });
+    assert_eq!(b.code, code::SYSTEM_EXIT_OWNED_MUTEX);
+    assert_eq!(
+        b.params,
+        [work_keeps_a_mutex as *const () as u64, addr as u64, item, 0]
     );
 }
 

@@ -318,6 +318,16 @@ fn finish(ctx: &Ctx, job: &Job) {
             format!("work item routine {routine:#x} returned at IRQL {level}"),
         );
     }
+    // Owning a mutex also disables APCs, so this comes before the APC check (ddi.md 13.5).
+    if let Some(mutex) = ctx.machine.dispatcher.mutex_owned_by(ctx.uid) {
+        context::raise(
+            ctx,
+            code::SYSTEM_EXIT_OWNED_MUTEX,
+            [routine, mutex as u64, job.item as u64, 0],
+            "work item return",
+            format!("work item routine {routine:#x} returned owning the kernel mutex {mutex:#x}"),
+        );
+    }
     let combined = ctx.combined_apc_disable();
     if combined != 0 {
         context::raise(
