@@ -44,8 +44,6 @@ pub mod code {
     pub const IRQL_UNEXPECTED_VALUE: u32 = 0xC8;
     /// `DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS`.
     pub const DRIVER_UNLOADED_WITHOUT_CANCELLING_PENDING_OPERATIONS: u32 = 0xCE;
-    /// `RESOURCE_NOT_OWNED`: a thread released an `ERESOURCE` it does not own (P1 resource, P2
-    /// thread).
     /// `SYSTEM_EXIT_OWNED_MUTEX`: a work item returned while owning a dispatcher mutex (P1 worker
     /// routine, P3 work item).
     pub const SYSTEM_EXIT_OWNED_MUTEX: u32 = 0x39;
@@ -53,7 +51,8 @@ pub mod code {
     pub const WORKER_THREAD_RETURNED_AT_BAD_IRQL: u32 = 0xE1;
     /// `ACTIVE_EX_WORKER_THREAD_TERMINATION`: a system worker thread tried to terminate.
     pub const ACTIVE_EX_WORKER_THREAD_TERMINATION: u32 = 0xE9;
-    /// `RESOURCE_NOT_OWNED`.
+    /// `RESOURCE_NOT_OWNED`: a thread released an `ERESOURCE` it does not own (P1 resource, P2
+    /// thread).
     pub const RESOURCE_NOT_OWNED: u32 = 0xE3;
     /// `WDF_VIOLATION` (P1 = subcode, see [`super::wdf`]).
     pub const WDF_VIOLATION: u32 = 0x10D;
