@@ -9,10 +9,8 @@ use std::ptr;
 use ntsim::{
     bugcheck::{code, verifier, wdf},
     wdk_sys::{
-        call_unsafe_wdf_function_binding, ntddk, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE,
-        DRIVER_OBJECT, GUID, NTSTATUS, PCUNICODE_STRING, PVOID, PWDFDEVICE_INIT, UNICODE_STRING,
-        WDFDEVICE, WDFDRIVER, WDFQUEUE, WDFREQUEST, WDF_DRIVER_CONFIG, WDF_IO_QUEUE_CONFIG,
-        WDF_NO_HANDLE, WDF_NO_OBJECT_ATTRIBUTES,
+        call_unsafe_wdf_function_binding, ntddk, DRIVER_OBJECT, GUID, NTSTATUS, PCUNICODE_STRING,
+        PVOID, PWDFDEVICE_INIT, UNICODE_STRING, WDFDRIVER, WDFQUEUE, WDFREQUEST,
     },
     Access, HostError, Identity, IoError, Machine,
 };
@@ -40,66 +38,12 @@ unsafe extern "system" fn driver_entry(
     driver: *mut DRIVER_OBJECT,
     path: PCUNICODE_STRING,
 ) -> NTSTATUS {
-    let mut config = WDF_DRIVER_CONFIG {
-        Size: u32::try_from(size_of::<WDF_DRIVER_CONFIG>()).unwrap_or(0),
-        EvtDriverDeviceAdd: Some(device_add),
-        ..WDF_DRIVER_CONFIG::default()
-    };
-    // SAFETY: the loader's driver object and path; a sized config; no attributes or handle out.
-    unsafe {
-        call_unsafe_wdf_function_binding!(
-            WdfDriverCreate,
-            driver,
-            path,
-            WDF_NO_OBJECT_ATTRIBUTES,
-            &raw mut config,
-            WDF_NO_HANDLE.cast::<WDFDRIVER>()
-        )
-    }
+    // SAFETY: forwarded from the loader.
+    unsafe { support::kmdf::create_driver(driver, path, Some(device_add)) }
 }
 
-extern "C" fn device_add(_driver: WDFDRIVER, mut init: PWDFDEVICE_INIT) -> NTSTATUS {
-    let mut device: WDFDEVICE = ptr::null_mut();
-    // SAFETY: the framework's DeviceInit for this callback; a writable out handle.
-    let status = unsafe {
-        call_unsafe_wdf_function_binding!(
-            WdfDeviceCreate,
-            &raw mut init,
-            WDF_NO_OBJECT_ATTRIBUTES,
-            &raw mut device
-        )
-    };
-    assert_eq!(status, 0);
-    assert!(init.is_null(), "WdfDeviceCreate consumes the DeviceInit");
-    // SAFETY: a live device and a static GUID.
-    let status = unsafe {
-        call_unsafe_wdf_function_binding!(
-            WdfDeviceCreateDeviceInterface,
-            device,
-            &INTERFACE,
-            ptr::null()
-        )
-    };
-    assert_eq!(status, 0);
-    let mut config = WDF_IO_QUEUE_CONFIG {
-        Size: u32::try_from(size_of::<WDF_IO_QUEUE_CONFIG>()).unwrap_or(0),
-        DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel,
-        PowerManaged: _WDF_TRI_STATE::WdfUseDefault,
-        DefaultQueue: 1,
-        EvtIoDeviceControl: Some(device_control),
-        ..WDF_IO_QUEUE_CONFIG::default()
-    };
-    let mut queue: WDFQUEUE = ptr::null_mut();
-    // SAFETY: a live device, a sized config, a writable out handle.
-    unsafe {
-        call_unsafe_wdf_function_binding!(
-            WdfIoQueueCreate,
-            device,
-            &raw mut config,
-            WDF_NO_OBJECT_ATTRIBUTES,
-            &raw mut queue
-        )
-    }
+extern "C" fn device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+    support::kmdf::create_device(init, Some(&INTERFACE), Some(device_control))
 }
 
 fn complete(request: WDFREQUEST, status: NTSTATUS, information: u64) {

@@ -5,6 +5,7 @@
 #![allow(dead_code, reason = "each test file uses a subset")]
 
 pub mod dispatcher;
+pub mod kmdf;
 pub mod resource;
 pub mod runtime;
 pub mod spin_families;
