@@ -463,9 +463,7 @@ pub fn remove_dpc(dpc: super::Dpc) -> bool {
     unsafe { ntddk::KeRemoveQueueDpc(dpc.ptr()) != 0 }
 }
 
-/// Simulates an unbalanced `KeEnterCriticalRegion` on the current context (ntsim does not
-/// export the critical-region DDIs in this slice): `KernelApcDisable` -= 1.
+/// An unbalanced `KeEnterCriticalRegion`: enters one and never leaves it.
 pub fn leak_critical_region() {
-    let ctx = ntsim::context::try_current().expect("an emulated context");
-    ctx.kernel_apc_disable.set(ctx.kernel_apc_disable.get() - 1);
+    super::enter_critical_region();
 }
