@@ -38,7 +38,8 @@ pub fn handle(request: WDFREQUEST, output_length: usize) -> Result<usize, NTSTAT
             version.dwMinorVersion,
             version.dwBuildNumber,
         ],
-        kmdf_version: [1, 33],
+        // The minor version the driver was built for (wdk-build's target-kmdf-version-minor).
+        kmdf_version: [1, wdk_sys::WdfMinimumVersionRequired],
         reserved: 0,
         timestamp_frequency: time::frequency().unsigned_abs(),
     };
