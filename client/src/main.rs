@@ -7,7 +7,7 @@
 //! and says so in every report: figures from that path describe the emulation, not Windows.
 //!
 //! Exit status: 0 SUCCESS, 1 FAILURE verdict, 2 bad arguments, 3 device or I/O error,
-//! 4 the emulated kernel bugchecked.
+//! 4 the emulated kernel bugchecked, 5 INCONCLUSIVE verdict ([`cli::EXIT_CODES`]).
 
 mod backend;
 mod cli;
@@ -31,6 +31,8 @@ use crate::{
 /// Why the client stops without a verdict.
 #[derive(Debug, thiserror::Error)]
 enum ClientError {
+    #[error("{0}")]
+    Usage(String),
     #[error("invalid request: {0}")]
     Request(#[from] RequestError),
     #[error(transparent)]
@@ -42,7 +44,7 @@ enum ClientError {
 impl ClientError {
     const fn exit_code(&self) -> u8 {
         match self {
-            Self::Request(_) => 2,
+            Self::Usage(_) | Self::Request(_) => 2,
             Self::Device(DeviceError::BugCheck(_)) => 4,
             Self::Device(_) | Self::Response(_) => 3,
         }
@@ -93,9 +95,7 @@ fn stress(
 fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
     match &cli.command {
         Command::List => {
-            for p in synclab_protocol::Primitive::ALL {
-                println!("{p}");
-            }
+            report::print_list(cli.json);
             Ok(ExitCode::SUCCESS)
         }
         Command::Info => {
@@ -107,17 +107,24 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => {
-            let request = args.request(cli.cpus);
+            let request = args.request(cli.cpus).map_err(ClientError::Usage)?;
             request.validate()?;
             let mut device = open(cli)?;
             let description = device.describe();
+            // The bound on time at DISPATCH_LEVEL depends on the processor count: check it here
+            // too, so the user reads why rather than a bare status.
+            let processors = info(device.as_mut())?.processor_count;
+            if let Err(error) = request.validate_for(processors) {
+                device.close()?;
+                return Err(error.into());
+            }
             let response = stress(device.as_mut(), &request)?;
             device.close()?;
             report::print_stress(&description, &response, cli.json);
-            Ok(if response.verdict == verdict::SUCCESS {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
+            Ok(match response.verdict {
+                verdict::SUCCESS => ExitCode::SUCCESS,
+                verdict::INCONCLUSIVE => ExitCode::from(5),
+                _ => ExitCode::from(1),
             })
         }
     }

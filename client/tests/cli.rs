@@ -1,10 +1,11 @@
 //! The `synclab` binary end to end on the host backend (the driver in an in-process ntsim
-//! machine): JSON output, verdicts and exit codes.
+//! machine): the registry listing, JSON output, verdicts and exit codes.
 #![cfg(not(windows))] // On Windows the binary talks to the installed driver instead.
 
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use synclab_protocol::primitive::REGISTRY;
 
 fn synclab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_synclab"))
@@ -23,42 +24,126 @@ fn json(output: &Output) -> Value {
     })
 }
 
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[test]
-fn run_spinlock_json_carries_parameters_totals_workers_and_verdict() {
+fn list_json_is_the_registry() {
+    let output = synclab(&["list", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let rows = json(&output);
+    let rows = rows.as_array().expect("an array of primitives");
+    assert_eq!(rows.len(), REGISTRY.len());
+    for (row, info) in rows.iter().zip(&REGISTRY) {
+        assert_eq!(row["name"], info.name);
+        assert_eq!(row["shared"], info.shared);
+        let variants = row["variants"].as_array().expect("variants");
+        assert_eq!(variants.len(), info.variants.len());
+        for (v, vi) in variants.iter().zip(info.variants) {
+            assert_eq!(v["name"], vi.name);
+            assert!(!v["contexts"].as_array().expect("contexts").is_empty());
+        }
+    }
+    let fast = rows
+        .iter()
+        .find(|r| r["name"] == "fastmutex")
+        .expect("fastmutex");
+    assert_eq!(
+        fast["variants"][0]["contexts"],
+        serde_json::json!(["passive", "apc"])
+    );
+    assert_eq!(fast["variants"][0]["held_irql"], "APC_LEVEL");
+}
+
+#[test]
+fn list_table_names_every_primitive_and_variant() {
+    let output = synclab(&["list"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    for info in &REGISTRY {
+        assert!(text.contains(info.name), "{text}");
+        for v in info.variants {
+            assert!(text.contains(v.name), "{text}");
+        }
+    }
+}
+
+#[test]
+fn run_json_carries_parameters_totals_latency_workers_and_verdict() {
     let output = synclab(&[
         "run",
-        "spinlock",
-        "--threads",
-        "3",
+        "rwspin",
+        "--writers",
+        "2",
+        "--readers",
+        "2",
         "--iterations",
-        "500",
+        "2000",
+        "--hold-us",
+        "5",
         "--dpc",
         "--cpus",
         "4",
+        "--seed",
+        "42",
+        "--long-hold-us",
+        "50",
+        "--long-hold-per-mille",
+        "5",
+        "--delay-us",
+        "1",
         "--json",
     ]);
-    assert_eq!(output.status.code(), Some(0), "SUCCESS exits 0");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let v = json(&output);
     assert_eq!(v["verdict"], "SUCCESS");
     assert_eq!(v["emulated"], true);
-    let p = &v["parameters"];
-    assert_eq!(p["primitive"], "spinlock");
-    assert_eq!(p["threads"], 3);
-    assert_eq!(p["iterations"], 500);
-    assert_eq!(p["dpc"], true);
-    assert_eq!(p["busted"], false);
-    assert_eq!(p["processors"], 4);
-    let t = &v["totals"];
-    assert_eq!(t["acquisitions"], 7 * 500);
-    assert_eq!(t["protected_counter"], 7 * 500);
-    assert_eq!(t["exclusion_violations"], 0);
-    assert_eq!(t["irql_violations"], 0);
-    assert_eq!(t["restore_violations"], 0);
+    let params = &v["parameters"];
+    assert_eq!(params["primitive"], "rwspin");
+    assert_eq!(params["variant"], "raise");
+    assert_eq!(params["writers"], 2);
+    assert_eq!(params["readers"], 2);
+    assert_eq!(params["iterations"], 2000);
+    assert_eq!(params["dpc"], true);
+    assert_eq!(params["seed"], 42);
+    assert_eq!(params["long_hold_us"], 50);
+    assert_eq!(params["long_hold_per_mille"], 5);
+    assert_eq!(params["delay_us"], 1);
+    assert_eq!(params["processors"], 4);
+    let totals = &v["totals"];
+    assert_eq!(totals["acquisitions"], 8 * 2000);
+    assert_eq!(totals["protected_counter"], totals["writes"]);
+    assert!(
+        totals["contended"].as_u64().unwrap_or(0) > 0
+            || totals["max_concurrent_readers"].as_u64().unwrap_or(0) > 1
+    );
+    for kind in [
+        "exclusion",
+        "reader",
+        "irql",
+        "restore",
+        "apc",
+        "recursion",
+        "lost_updates",
+    ] {
+        assert_eq!(totals["violations"][kind], 0, "{kind}");
+    }
+    let latency = &v["latency"];
+    let p50 = latency["p50_ns"].as_u64().expect("p50");
+    let p99 = latency["p99_ns"].as_u64().expect("p99");
+    assert!(p50 <= p99);
+    assert!(latency["timing_cost_ns"].is_u64());
+    let fairness = &v["fairness"];
+    assert!(fairness["stddev"].is_f64() && fairness["starvation"].is_boolean());
     let workers = v["workers"].as_array().expect("a workers array");
-    assert_eq!(workers.len(), 7);
-    assert_eq!(workers.iter().filter(|w| w["kind"] == "thread").count(), 3);
+    assert_eq!(workers.len(), 8);
+    assert_eq!(
+        workers.iter().filter(|w| w["role"] == "reader").count(),
+        2 + 2
+    );
     assert_eq!(workers.iter().filter(|w| w["kind"] == "dpc").count(), 4);
-    assert!(workers.iter().all(|w| w["acquisitions"] == 500));
+    assert!(v["dispatch"]["dpc_invocations"].as_u64().unwrap_or(0) > 0);
 }
 
 #[test]
@@ -67,14 +152,9 @@ fn busted_run_reports_failure_and_exits_1() {
         "run",
         "spinlock",
         "--threads",
-        "4",
+        "2",
         "--iterations",
-        "3000",
-        "--dpc",
-        "--cpus",
-        "4",
-        "--hold-us",
-        "1",
+        "100",
         "--busted",
         "--json",
     ]);
@@ -82,41 +162,136 @@ fn busted_run_reports_failure_and_exits_1() {
     let v = json(&output);
     assert_eq!(v["verdict"], "FAILURE");
     assert_eq!(v["parameters"]["busted"], true);
-    assert!(v["totals"]["exclusion_violations"].as_u64().unwrap_or(0) > 0);
+    assert!(v["totals"]["violations"]["exclusion"].as_u64().unwrap_or(0) > 0);
+}
+
+#[test]
+fn one_worker_is_inconclusive_and_exits_5_with_the_reason() {
+    let output = synclab(&[
+        "run",
+        "spinlock",
+        "--dpc",
+        "--threads",
+        "0",
+        "--cpus",
+        "1",
+        "--hold-us",
+        "100",
+        "--iterations",
+        "2000",
+    ]);
+    assert_eq!(output.status.code(), Some(5), "INCONCLUSIVE exits 5");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("one worker alone cannot contend"), "{text}");
+    assert!(
+        text.trim_end().ends_with("End of test: INCONCLUSIVE"),
+        "{text}"
+    );
+}
+
+#[test]
+fn duration_alone_drives_the_run() {
+    let output = synclab(&["run", "fastmutex", "--duration-ms", "2000", "--json"]);
+    assert!(
+        matches!(output.status.code(), Some(0 | 5)),
+        "{}",
+        stderr(&output)
+    );
+    let v = json(&output);
+    assert_eq!(
+        v["parameters"]["iterations"], 0,
+        "no default iteration count"
+    );
+    let elapsed = v["totals"]["elapsed_ns"].as_u64().expect("elapsed");
+    assert!(
+        (1_800_000_000..=2_200_000_000).contains(&elapsed),
+        "{elapsed}"
+    );
 }
 
 #[test]
 fn table_output_says_the_figures_are_emulated_and_ends_with_the_verdict() {
     let output = synclab(&[
         "run",
-        "spinlock",
+        "kmutex",
+        "--variant",
+        "recursive",
         "--threads",
-        "2",
+        "3",
         "--iterations",
-        "100",
+        "2000",
+        "--hold-us",
+        "5",
         "--cpus",
         "2",
     ]);
-    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("emulated kernel"), "{text}");
+    assert!(text.contains("acquire latency"), "{text}");
+    assert!(text.contains("p99.9"), "{text}");
     assert!(text.trim_end().ends_with("End of test: SUCCESS"), "{text}");
 }
 
 #[test]
-fn out_of_range_arguments_are_refused_with_exit_2() {
-    let output = synclab(&["run", "spinlock", "--threads", "65"]);
-    assert_eq!(output.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert!(err.contains("threads = 65, allowed 0..=64"), "{err}");
+fn bad_arguments_are_refused_with_exit_2_and_say_why() {
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["run", "spinlock", "--threads", "65"],
+            "threads = 65 (writers + readers), allowed 0..=64",
+        ),
+        (&["run", "spinlock", "--threads", "0"], "no workers"),
+        (&["run", "nosuchlock"], "known: spinlock"),
+        (
+            &["run", "fastmutex", "--dpc"],
+            "fast mutex (plain) cannot be acquired at DISPATCH_LEVEL",
+        ),
+        (
+            &["run", "fastmutex", "--readers", "2"],
+            "has no shared mode",
+        ),
+        (
+            &["run", "spinlock", "--variant", "nope"],
+            "known: raise, atdpc, try, fordpc",
+        ),
+        (
+            &[
+                "run",
+                "spinlock",
+                "--threads",
+                "32",
+                "--hold-us",
+                "100",
+                "--dpc",
+                "--cpus",
+                "4",
+            ],
+            "one DPC invocation may spend at most 1000 us",
+        ),
+    ];
+    for (args, says) in cases {
+        let output = synclab(args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(says),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
 
-    let output = synclab(&["run", "spinlock", "--threads", "0"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no workers"));
-
-    let output = synclab(&["run", "nosuchlock"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("known: spinlock"));
+#[test]
+fn help_lists_the_exit_codes() {
+    let output = synclab(&["run", "--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("5  INCONCLUSIVE"), "{text}");
+    assert!(text.contains("--long-hold-per-mille"), "{text}");
 }
 
 #[test]
@@ -127,5 +302,5 @@ fn info_json_reports_the_emulated_kernel() {
     assert_eq!(v["kernel"], "emulated (ntsim)");
     assert_eq!(v["processors"], 3);
     assert_eq!(v["timestamp_frequency"], 10_000_000);
-    assert_eq!(v["abi_version"], 1);
+    assert_eq!(v["abi_version"], 2);
 }

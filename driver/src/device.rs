@@ -90,7 +90,8 @@ fn add(mut device_init: PWDFDEVICE_INIT) -> Result<(), NTSTATUS> {
         )
     };
     check(status, "WdfDeviceInitAssignSDDLString")?;
-    // SAFETY: as above.
+    // SAFETY: `device_init` is still the framework's WDFDEVICE_INIT for this callback (not yet
+    // consumed by WdfDeviceCreate); the I/O type is a valid enumerator.
     unsafe {
         call_unsafe_wdf_function_binding!(
             WdfDeviceInitSetIoType,

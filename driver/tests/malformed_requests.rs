@@ -8,9 +8,9 @@ use synclab_protocol::{
     ioctl::{
         ctl_code, FILE_DEVICE_SYNCLAB, FILE_READ_ACCESS, IOCTL_SYNCLAB_RUN_STRESS, METHOD_BUFFERED,
     },
-    limits::MAX_THREADS,
+    limits::{MAX_DISPATCH_LONG_HOLD_US, MAX_ITERATIONS, MAX_STUTTER_MS, MAX_THREADS},
     status::*,
-    wire::{StressRequest, StressResponse},
+    wire::{StressRequest, StressResponse, FLAG_APC_LEVEL, FLAG_DPC},
     Primitive,
 };
 use zerocopy::{FromZeros, IntoBytes};
@@ -42,6 +42,7 @@ const FULL: usize = std::mem::size_of::<StressResponse>();
 /// One malformed request: what it is, its code, input, output length, and the status it gets.
 struct Case(&'static str, u32, Vec<u8>, usize, i32);
 
+#[allow(clippy::too_many_lines, reason = "one table of cases")]
 fn cases() -> Vec<Case> {
     let good = with(|_| ());
     let unknown = ctl_code(
@@ -89,16 +90,87 @@ fn cases() -> Vec<Case> {
         Case(
             "threads",
             RUN,
-            with(|r| r.threads = MAX_THREADS + 1),
+            with(|r| r.writers = MAX_THREADS + 1),
+            FULL,
+            STATUS_INVALID_PARAMETER,
+        ),
+        Case(
+            "no end",
+            RUN,
+            with(|r| r.iterations = 0),
             FULL,
             STATUS_INVALID_PARAMETER,
         ),
         Case(
             "iterations",
             RUN,
-            with(|r| r.iterations = 0),
+            with(|r| r.iterations = MAX_ITERATIONS + 1),
             FULL,
             STATUS_INVALID_PARAMETER,
+        ),
+        Case(
+            "long hold at DISPATCH_LEVEL",
+            RUN,
+            with(|r| {
+                r.long_hold_us = MAX_DISPATCH_LONG_HOLD_US + 1;
+            }),
+            FULL,
+            STATUS_INVALID_PARAMETER,
+        ),
+        Case(
+            "seed is free, stutter is not",
+            RUN,
+            with(|r| {
+                r.seed = u64::MAX;
+                r.stutter_ms = MAX_STUTTER_MS + 1;
+            }),
+            FULL,
+            STATUS_INVALID_PARAMETER,
+        ),
+        Case(
+            "variant",
+            RUN,
+            with(|r| r.variant = 99),
+            FULL,
+            STATUS_NOT_SUPPORTED,
+        ),
+        Case(
+            "readers of an exclusive lock",
+            RUN,
+            with(|r| r.readers = 1),
+            FULL,
+            STATUS_INVALID_PARAMETER_MIX,
+        ),
+        Case(
+            "a fast mutex in a DPC",
+            RUN,
+            with(|r| {
+                r.primitive = Primitive::FastMutex.id();
+                r.flags = FLAG_DPC;
+            }),
+            FULL,
+            STATUS_INVALID_PARAMETER_MIX,
+        ),
+        Case(
+            "a wait lock at APC_LEVEL",
+            RUN,
+            with(|r| {
+                r.primitive = Primitive::WdfWaitLock.id();
+                r.flags = FLAG_APC_LEVEL;
+            }),
+            FULL,
+            STATUS_INVALID_PARAMETER_MIX,
+        ),
+        Case(
+            "more time at DISPATCH_LEVEL than a DPC may spend",
+            RUN,
+            with(|r| {
+                r.writers = 64;
+                r.hold_us = 100;
+                r.flags = FLAG_DPC;
+            }),
+            FULL,
+            STATUS_INVALID_PARAMETER_MIX,
         ),
         Case(
             "hold",
@@ -161,6 +233,13 @@ fn malformed_requests_get_defined_statuses_and_no_bugcheck() {
     let request = StressRequest::new(Primitive::SpinLock, 2, 10);
     let response = common::stress(&machine, file, &request).expect("a good request still works");
     assert_eq!(response.protected_counter, 20);
+    let log = machine.debug_log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("synclab: request refused: a fast mutex")
+                || l.contains("fast mutex (plain) cannot be acquired at DISPATCH_LEVEL")),
+        "a refusal says why in the debug log: {log:#?}"
+    );
     common::unload_clean(&machine, file);
 }
 

@@ -23,6 +23,7 @@ fn spin_lock_excludes_passive_threads_and_dpcs_on_four_processors() {
         "4 threads + one DPC per processor"
     );
     assert_eq!(response.total_acquisitions, 8 * 3000);
+    assert_eq!(response.writes, 8 * 3000);
     assert_eq!(response.protected_counter, response.total_acquisitions);
     assert_eq!(response.violations(), 0);
     assert_eq!(response.request, request, "the request is echoed");
@@ -43,8 +44,14 @@ fn spin_lock_excludes_passive_threads_and_dpcs_on_four_processors() {
     assert!(workers.iter().all(|w| w.acquisitions == 3000));
     let log = machine.debug_log();
     assert!(
+        log.iter().any(|l| l.starts_with(
+            "synclab: spinlock: End of test: SUCCESS: variant=raise writers=4 readers=0 dpc_workers=4 context=PASSIVE_LEVEL iterations=3000"
+        )),
+        "{log:#?}"
+    );
+    assert!(
         log.iter()
-            .any(|l| l == "synclab: spinlock: End of test: SUCCESS"),
+            .any(|l| l.starts_with("synclab: spinlock: Start of test: variant=raise")),
         "{log:#?}"
     );
     common::unload_clean(&machine, file);
@@ -84,8 +91,13 @@ fn busted_lock_yields_violations_and_failure() {
     assert_eq!(response.restore_violations, 0);
     let log = machine.debug_log();
     assert!(
-        log.iter().any(|l| l.ends_with("End of test: FAILURE")),
+        log.iter().any(|l| l.contains("End of test: FAILURE: ")),
         "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains(": VIOLATION: worker ") && l.contains("another writer inside")),
+        "a line per violation names the worker: {log:#?}"
     );
     // A busted lock is a harness failure, not a kernel fault: the machine is still alive.
     assert!(machine.bugcheck().is_none());

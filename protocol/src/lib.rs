@@ -8,7 +8,8 @@
 //!   IOCTLs that run work require `FILE_WRITE_ACCESS`).
 //! - [`wire`]: fixed-layout `#[repr(C)]` request and response types, sizes asserted at compile
 //!   time, parsed from bytes with `zerocopy` (never by casting a pointer).
-//! - [`Primitive`]: the primitives a stress run can exercise.
+//! - [`primitive`]: the registry of primitives ([`primitive::REGISTRY`]): variants, legal
+//!   contexts, IRQL and APC state while held; validation, the driver and the client read it.
 //! - [`limits`] and [`RequestError`]: validation, each error mapping to one NTSTATUS.
 //! - [`DEVICE_INTERFACE_GUID`] and [`HARDWARE_ID`]: how the client finds the device, defined once.
 //!
@@ -20,6 +21,9 @@
 //! ```
 #![no_std]
 #![forbid(unsafe_code)]
+
+#[cfg(test)]
+extern crate std;
 
 pub mod error;
 pub mod ioctl;
@@ -33,7 +37,7 @@ pub use primitive::Primitive;
 
 /// Version of this ABI. The driver rejects requests carrying any other value with
 /// `STATUS_REVISION_MISMATCH`.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// A GUID laid out as Windows lays out `GUID` (16 bytes, align 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -72,4 +76,4 @@ pub const DEVICE_INTERFACE_GUID: Guid = Guid {
 pub const HARDWARE_ID: &str = "Root\\SyncLab";
 
 /// Version of the driver and client, reported by `IOCTL_SYNCLAB_GET_INFO`.
-pub const DRIVER_VERSION: [u16; 3] = [0, 1, 0];
+pub const DRIVER_VERSION: [u16; 3] = [0, 2, 0];

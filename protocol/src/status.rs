@@ -27,6 +27,11 @@ pub const STATUS_INSUFFICIENT_RESOURCES: NtStatus = nt(0xC000_009A);
 pub const STATUS_NOT_SUPPORTED: NtStatus = nt(0xC000_00BB);
 /// `STATUS_INFO_LENGTH_MISMATCH`: the header's size field disagrees with the structure size.
 pub const STATUS_INFO_LENGTH_MISMATCH: NtStatus = nt(0xC000_0004);
+/// `STATUS_INVALID_PARAMETER_MIX`: fields in range that together ask for the impossible.
+///
+/// A context the primitive's DDIs forbid, readers of an exclusive lock, more time at
+/// `DISPATCH_LEVEL` than a DPC may spend.
+pub const STATUS_INVALID_PARAMETER_MIX: NtStatus = nt(0xC000_0030);
 /// `STATUS_DEVICE_BUSY`: another stress run is in progress.
 pub const STATUS_DEVICE_BUSY: NtStatus = nt(0x8000_0011);
 
@@ -44,6 +49,7 @@ pub const fn name(status: NtStatus) -> Option<&'static str> {
         STATUS_NOT_SUPPORTED => "STATUS_NOT_SUPPORTED",
         STATUS_INFO_LENGTH_MISMATCH => "STATUS_INFO_LENGTH_MISMATCH",
         STATUS_DEVICE_BUSY => "STATUS_DEVICE_BUSY",
+        STATUS_INVALID_PARAMETER_MIX => "STATUS_INVALID_PARAMETER_MIX",
         _ => return None,
     })
 }

@@ -28,8 +28,8 @@ impl Dpc {
         }
     }
 
-    /// Initialises the DPC and targets it at processor `index` (group 0). Any IRQL; must not be
-    /// queued.
+    /// Initialises the DPC (a threaded DPC when `threaded`) and targets it at processor
+    /// `index`. Any IRQL; must not be queued.
     ///
     /// # Errors
     /// `STATUS_INVALID_PARAMETER` when the processor does not exist.
@@ -42,9 +42,17 @@ impl Dpc {
         routine: Routine,
         context: PVOID,
         index: u32,
+        threaded: bool,
     ) -> Result<(), NTSTATUS> {
-        // SAFETY: the KDPC is ours, not queued, and pinned per this function's contract.
-        unsafe { wdk_sys::ntddk::KeInitializeDpc(self.object.get(), Some(routine), context) };
+        if threaded {
+            // SAFETY: the KDPC is ours, not queued, and pinned per this function's contract.
+            unsafe {
+                wdk_sys::ntddk::KeInitializeThreadedDpc(self.object.get(), Some(routine), context);
+            }
+        } else {
+            // SAFETY: the KDPC is ours, not queued, and pinned per this function's contract.
+            unsafe { wdk_sys::ntddk::KeInitializeDpc(self.object.get(), Some(routine), context) };
+        }
         let mut number = PROCESSOR_NUMBER::default();
         // SAFETY: `number` is writable; callable at any IRQL.
         let status =

@@ -48,7 +48,8 @@ pub fn write_output<T: IntoBytes + Immutable>(
     let bytes = value.as_bytes();
     let mut buffer: PVOID = ptr::null_mut();
     let mut length: usize = 0;
-    // SAFETY: as in `read_input`.
+    // SAFETY: `request` is the live request of the current callback; the out pointers are
+    // writable locals.
     let status = unsafe {
         call_unsafe_wdf_function_binding!(
             WdfRequestRetrieveOutputBuffer,

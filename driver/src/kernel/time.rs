@@ -31,8 +31,20 @@ pub fn ticks_to_ns(ticks: i64, frequency: i64) -> u64 {
 
 /// Sleeps at least `milliseconds`. IRQL <= `APC_LEVEL`; never from a DPC.
 pub fn sleep_ms(milliseconds: u32) {
+    sleep_100ns(i64::from(milliseconds) * 10_000);
+}
+
+/// Sleeps at least `ticks` performance-counter ticks at `frequency` (at least 100 ns; the
+/// kernel's timer resolution may make it longer). IRQL <= `APC_LEVEL`; never from a DPC.
+pub fn sleep_ticks(ticks: i64, frequency: i64) {
+    let hundreds = i128::from(ticks.max(1)) * 10_000_000 / i128::from(frequency.max(1));
+    sleep_100ns(i64::try_from(hundreds).unwrap_or(i64::MAX).max(1));
+}
+
+/// Sleeps at least `hundreds` × 100 ns. IRQL <= `APC_LEVEL`; never from a DPC.
+fn sleep_100ns(hundreds: i64) {
     let mut interval = LARGE_INTEGER {
-        QuadPart: -(i64::from(milliseconds) * 10_000),
+        QuadPart: -hundreds,
     };
     #[allow(clippy::cast_possible_truncation, reason = "KernelMode is 0")]
     let mode = wdk_sys::_MODE::KernelMode as wdk_sys::KPROCESSOR_MODE;

@@ -11,7 +11,12 @@ use zerocopy::{FromZeros, IntoBytes};
 /// A machine with `cpus` virtual processors, the driver loaded, and an administrator's
 /// read/write handle on the device.
 pub fn machine(cpus: u32) -> (Machine, FileHandle) {
-    let machine = Machine::new(MachineConfig::with_processors(cpus));
+    machine_with(MachineConfig::with_processors(cpus))
+}
+
+/// A machine built from `config`, the driver loaded, and an administrator's read/write handle.
+pub fn machine_with(config: MachineConfig) -> (Machine, FileHandle) {
+    let machine = Machine::new(config);
     machine
         .load_driver("synclab", synclab::driver_entry)
         .expect("the driver loads");
@@ -42,6 +47,15 @@ pub fn stress(
     Ok(Box::new(
         StressResponse::parse(output.as_bytes()).expect("a well-formed response"),
     ))
+}
+
+/// The status a refused stress request completes with.
+pub fn refused(machine: &Machine, file: FileHandle, request: &StressRequest) -> i32 {
+    match stress(machine, file, request) {
+        Err(IoError::Status(status)) => status,
+        Err(other) => panic!("expected an NTSTATUS, got {other}"),
+        Ok(response) => panic!("expected a refusal, got verdict {}", response.verdict),
+    }
 }
 
 /// Sends `GET_INFO`.
