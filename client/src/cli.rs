@@ -18,7 +18,8 @@ Exit status:
   2  bad arguments (checked against the driver's own registry and limits)
   3  device or I/O error
   4  the emulated kernel bugchecked
-  5  INCONCLUSIVE: no violation, but nothing showed the run could have failed";
+  5  INCONCLUSIVE: no violation, but nothing showed the run could have failed
+  130  cancelled (Ctrl-C): the figures of the part that ran are printed";
 
 /// Drive the SyncLab driver: stress NT kernel synchronization primitives and report.
 ///

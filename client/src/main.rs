@@ -7,13 +7,19 @@
 //! and says so in every report: figures from that path describe the emulation, not Windows.
 //!
 //! Exit status: 0 SUCCESS, 1 FAILURE verdict, 2 bad arguments, 3 device or I/O error,
-//! 4 the emulated kernel bugchecked, 5 INCONCLUSIVE verdict ([`cli::EXIT_CODES`]).
+//! 4 the emulated kernel bugchecked, 5 INCONCLUSIVE verdict, 130 cancelled ([`cli::EXIT_CODES`]).
 
 mod backend;
 mod cli;
 mod report;
 
-use std::process::ExitCode;
+use std::{
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
 
 use clap::Parser;
 use synclab_protocol::{
@@ -78,11 +84,8 @@ fn stress(
     device: &mut dyn Device,
     request: &StressRequest,
 ) -> Result<Box<StressResponse>, ClientError> {
-    let mut output = StressResponse::new_box_zeroed().map_err(|_| {
-        ClientError::Device(DeviceError::NotFound(
-            "out of memory for the response".into(),
-        ))
-    })?;
+    let mut output = StressResponse::new_box_zeroed()
+        .map_err(|_| ClientError::Device(DeviceError::OutOfMemory("the response buffer")))?;
     let n = device.ioctl(
         IOCTL_SYNCLAB_RUN_STRESS,
         request.as_bytes(),
@@ -118,9 +121,13 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
                 device.close()?;
                 return Err(error.into());
             }
+            let interrupted = cancel_on_ctrl_c(device.canceller());
             let response = stress(device.as_mut(), &request)?;
             device.close()?;
             report::print_stress(&description, &response, cli.json);
+            if response.cancelled != 0 || interrupted.load(Ordering::Relaxed) {
+                return Ok(ExitCode::from(130));
+            }
             Ok(match response.verdict {
                 verdict::SUCCESS => ExitCode::SUCCESS,
                 verdict::INCONCLUSIVE => ExitCode::from(5),
@@ -128,6 +135,24 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             })
         }
     }
+}
+
+/// The first Ctrl-C cancels the run in flight (the driver stops it and answers with the figures
+/// so far, which are printed with exit code 130); a second one exits at once with 130.
+fn cancel_on_ctrl_c(cancel: backend::Canceller) -> Arc<AtomicBool> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&interrupted);
+    let installed = ctrlc::set_handler(move || {
+        if seen.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("synclab: cancelling the run (Ctrl-C again to quit at once)");
+        cancel();
+    });
+    if let Err(error) = installed {
+        eprintln!("synclab: warning: Ctrl-C will not cancel the run: {error}");
+    }
+    interrupted
 }
 
 fn main() -> ExitCode {

@@ -288,6 +288,7 @@ struct StressJson<'a> {
     workers: Vec<Worker>,
     verdict: &'static str,
     reason: Option<String>,
+    cancelled: bool,
 }
 
 const fn kind_name(kind: u32) -> &'static str {
@@ -512,6 +513,7 @@ fn print_stress_json(device: &str, emulated: bool, r: &StressResponse) {
             .collect(),
         verdict: verdict_name(r.verdict),
         reason: reason(r),
+        cancelled: r.cancelled != 0,
     };
     println!(
         "{}",
@@ -613,6 +615,9 @@ fn print_stress_table(device: &str, emulated: bool, r: &StressResponse) {
     }
     if let Some(why) = reason(r) {
         println!("inconclusive: {why}");
+    }
+    if r.cancelled != 0 {
+        println!("cancelled: the run was stopped early; these figures are the part that ran");
     }
     println!("{line}");
     println!("End of test: {}", verdict_name(r.verdict));

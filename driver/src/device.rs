@@ -6,7 +6,7 @@ use wdk_sys::{
     call_unsafe_wdf_function_binding, _WDF_DEVICE_IO_TYPE, _WDF_EXECUTION_LEVEL,
     _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE, GUID, NTSTATUS,
     PWDFDEVICE_INIT, ULONG, UNICODE_STRING, WDFDEVICE, WDFDRIVER, WDFQUEUE, WDF_IO_QUEUE_CONFIG,
-    WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES,
+    WDF_OBJECT_ATTRIBUTES,
 };
 
 /// `SDDL_DEVOBJ_SYS_ALL_ADM_ALL`: only SYSTEM and Administrators may open the device.
@@ -122,22 +122,32 @@ fn add(mut device_init: PWDFDEVICE_INIT) -> Result<(), NTSTATUS> {
         )
     };
     check(status, "WdfDeviceCreateDeviceInterface")?;
+    // Not power-managed: a root-enumerated software device has no power states to stop I/O for,
+    // so disable, update and removal never wait for a queue to drain a whole run.
     let mut queue_config = WDF_IO_QUEUE_CONFIG {
         Size: WDF_IO_QUEUE_CONFIG_SIZE,
         DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel,
-        PowerManaged: _WDF_TRI_STATE::WdfUseDefault,
+        PowerManaged: _WDF_TRI_STATE::WdfFalse,
         DefaultQueue: 1,
         EvtIoDeviceControl: Some(crate::queue::evt_io_device_control),
         ..WDF_IO_QUEUE_CONFIG::default()
     };
+    // The queue's callbacks run at PASSIVE_LEVEL; its context holds the runs in flight, which
+    // its cleanup stops and waits for before the queue goes away.
+    let mut queue_attributes = WDF_OBJECT_ATTRIBUTES {
+        ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelPassive,
+        ContextTypeInfo: crate::runs::RUNS_TYPE.get(),
+        EvtCleanupCallback: Some(crate::runs::evt_queue_cleanup),
+        ..object_attributes()
+    };
     let mut queue: WDFQUEUE = ptr::null_mut();
-    // SAFETY: `device` is live; the config is valid and sized; no attributes.
+    // SAFETY: `device` is live; the config and attributes are valid and sized.
     let status = unsafe {
         call_unsafe_wdf_function_binding!(
             WdfIoQueueCreate,
             device,
             &raw mut queue_config,
-            WDF_NO_OBJECT_ATTRIBUTES,
+            &raw mut queue_attributes,
             &raw mut queue
         )
     };

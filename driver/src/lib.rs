@@ -11,10 +11,11 @@
 //!
 //! - [`driver`]: `DriverEntry`, unload.
 //! - `device`: `EvtDriverDeviceAdd` (SDDL, device interface, parallel default queue).
-//! - `queue`: `EvtIoDeviceControl`, the IOCTL dispatch.
-//! - `info`, [`stress`]: the IOCTL handlers.
-//! - [`sync`]: the lock layer (backend trait, `Lock<T, B>`, RAII guards), one file per
-//!   primitive.
+//! - `queue`: `EvtIoDeviceControl`, the IOCTL dispatch (it never waits).
+//! - `info`, [`stress`]: the IOCTL handlers; [`runs`]: the runs in flight, each on its own
+//!   passive-level control thread that completes its request.
+//! - [`sync`]: the lock layer (capability traits, `Lock<T, B>`, RAII guards), one file per
+//!   primitive family.
 //! - `kernel`: small safe wrappers over the DDIs the driver uses (IRQL, threads, DPCs, time,
 //!   requests).
 #![no_std]
@@ -37,6 +38,7 @@ pub mod driver;
 mod info;
 mod kernel;
 mod queue;
+pub mod runs;
 pub mod stress;
 pub mod sync;
 

@@ -222,6 +222,16 @@ pub mod wdf {
     pub const INVALID_HANDLE: u64 = 0x4;
     /// ntsim convention: a request completed twice.
     pub const REQUEST_ALREADY_COMPLETED: u64 = 0x7;
+    /// `WDF_REQUEST_FATAL_ERROR`: a fatal error while processing a request; P2 says which
+    /// (`WDF_REQUEST_FATAL_ERROR_CODES`, or an ntsim convention below).
+    pub const REQUEST_FATAL_ERROR: u64 = 0x6;
+    /// ntsim convention, P2 of [`REQUEST_FATAL_ERROR`]: a request completed while still marked
+    /// cancelable.
+    ///
+    /// Outside KMDF's codes 1 to 5; P3 is the request, P4 its cancel routine, whose cancel was
+    /// not delivered. KMDF's verifier traces this race ("Completing Cancelable
+    /// WDFREQUEST") and breaks into the debugger; it has no bug-check code of its own.
+    pub const COMPLETED_WHILE_CANCELABLE: u64 = 0x1000;
 }
 
 /// A stopped machine: the code and parameters `KeBugCheckEx` would show, plus where it

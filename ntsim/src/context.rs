@@ -164,6 +164,10 @@ pub struct Ctx {
     pub in_dpc: Cell<bool>,
     /// Set by a `Wait = TRUE` set/release call until the wait that must follow it.
     pub wait_next: Cell<Option<PendingWait>>,
+    /// True while a KMDF queue callback runs that KMDF may call at `DISPATCH_LEVEL` (the
+    /// queue's execution level is not `WdfExecutionLevelPassive`), although ntsim runs it at
+    /// the caller's IRQL (see `MachineConfig::dispatch_level_callback_checks`).
+    pub may_run_at_dispatch: Cell<bool>,
 }
 
 impl Ctx {
@@ -195,6 +199,7 @@ impl Ctx {
             in_driver: Cell::new(false),
             in_dpc: Cell::new(false),
             wait_next: Cell::new(None),
+            may_run_at_dispatch: Cell::new(false),
         }
     }
 

@@ -1,5 +1,9 @@
-//! The I/O path: loading the driver, opening its device, `DeviceIoControl` with
-//! `METHOD_BUFFERED` semantics into the driver's queue, closing, and unloading with a leak report.
+//! The I/O path: load, open, `DeviceIoControl`, `CancelIoEx`, close and unload.
+//!
+//! Opens give synchronous or overlapped handles; `DeviceIoControl` has `METHOD_BUFFERED`
+//! semantics into the driver's queue (waiting for the completion, or returning a
+//! [`PendingIo`]); closing takes two steps (cleanup, then close after the file's last request);
+//! unloading ends with a leak report.
 //!
 //! Host code drives it through [`Machine`] methods. Each call runs the kernel side on an
 //! emulated context (as a user thread runs in kernel mode during a system call) and returns the
@@ -15,9 +19,10 @@ use wdk_sys::{DRIVER_OBJECT, GUID, NTSTATUS, PCUNICODE_STRING, UNICODE_STRING};
 use crate::{
     bugcheck::{code, verifier},
     context::{self, irql, ContextKind, Ctx},
+    irp::{self, Completion, Irp, Major},
     machine::{self, HostError, Machine, MachineInner},
     pool::TagStats,
-    wdf::{self, request::Request, Objects as WdfObjects},
+    wdf::{self, file::FileConfig, request::Request, Objects as WdfObjects},
 };
 
 /// The signature of a driver's `DriverEntry`.
@@ -90,11 +95,50 @@ pub(crate) struct DeviceState {
     pub sddl: Option<String>,
     pub interfaces: Vec<GUID>,
     pub default_queue: usize,
+    /// What `WdfDeviceInitSetFileObjectConfig` set (`None`: `WdfFileObjectNotRequired`).
+    pub file_config: Option<FileConfig>,
 }
 
+/// Where a file object is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Its handle is open.
+    Open,
+    /// Its handle is closed and cleanup (`EvtFileCleanup`, the cancels) is running.
+    CleaningUp,
+    /// Cleaned up; the close waits for its last request to complete.
+    CleanedUp,
+    /// Its close has started (`EvtFileClose`, then the file object goes).
+    Closing,
+}
+
+/// A file object on the device, from open until `EvtFileClose`.
 struct FileState {
-    read: bool,
-    write: bool,
+    access: Access,
+    /// Opened with `FILE_FLAG_OVERLAPPED`; otherwise its I/O is synchronous and serialized.
+    overlapped: bool,
+    /// Its `WDFFILEOBJECT` (0 when the device needs none).
+    object: usize,
+    phase: Phase,
+    /// A synchronous handle's file lock: the request holding it.
+    busy: Option<u64>,
+    /// Requests issued on it and not completed yet.
+    outstanding: Vec<Arc<Irp>>,
+}
+
+impl FileState {
+    fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Whether the file's close is due now (cleaned up, no request left), claiming it if so.
+    fn claim_close(&mut self) -> bool {
+        let due = self.phase == Phase::CleanedUp && self.outstanding.is_empty();
+        if due {
+            self.phase = Phase::Closing;
+        }
+        due
+    }
 }
 
 pub(crate) struct DriverState {
@@ -120,6 +164,18 @@ pub(crate) struct Inner {
     pub device: Option<DeviceState>,
     files: HashMap<u64, FileState>,
     next_file: u64,
+    next_request: u64,
+}
+
+impl Inner {
+    const fn new_request_id(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
+    }
+
+    fn file_config(&self) -> Option<FileConfig> {
+        self.device.as_ref().and_then(|d| d.file_config)
+    }
 }
 
 /// The I/O state of a machine: its driver, device, open files, and WDF objects.
@@ -135,14 +191,100 @@ impl IoState {
     }
 }
 
-/// Runs `f` on a new emulated context of `kind` at `PASSIVE_LEVEL` and waits for its value.
-fn on_kernel_thread<T: Send + 'static>(
+/// An I/O request issued with [`Machine::device_io_control_async`]: `DeviceIoControl` with an
+/// `OVERLAPPED` that returned `ERROR_IO_PENDING`, or that completed at once.
+pub struct PendingIo {
+    machine: Arc<MachineInner>,
+    irp: Arc<Irp>,
+    file: FileHandle,
+}
+
+impl std::fmt::Debug for PendingIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingIo")
+            .field("request", &self.irp.id)
+            .field("file", &self.file)
+            .field("code", &format_args!("{:#010X}", self.irp.code))
+            .field("complete", &self.is_complete())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingIo {
+    /// Whether the request has completed (`HasOverlappedIoCompleted`).
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.irp.is_complete()
+    }
+
+    /// The file it was issued on.
+    #[must_use]
+    pub const fn file(&self) -> FileHandle {
+        self.file
+    }
+
+    /// The request's number (unique within the machine; used in messages).
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.irp.id
+    }
+
+    /// Waits for the completion (`GetOverlappedResult` with `bWait = TRUE`) and returns its
+    /// status and the output bytes: `METHOD_BUFFERED` copies `min(Information, output length)`
+    /// bytes back for a success, informational or warning status, nothing for an error status.
+    ///
+    /// # Errors
+    /// [`IoError::Host`]: the bug check, or [`HostError::Hung`] naming the request when it
+    /// does not complete within the hang budget.
+    pub fn wait(self) -> Result<(NTSTATUS, Vec<u8>), IoError> {
+        let completion = self.wait_completion()?;
+        let output = if wdk_sys::NT_ERROR(completion.status) {
+            Vec::new()
+        } else {
+            let n = usize::try_from(completion.information)
+                .unwrap_or(usize::MAX)
+                .min(self.irp.out_len)
+                .min(completion.buffer.len());
+            completion.buffer[..n].to_vec()
+        };
+        Ok((completion.status, output))
+    }
+
+    /// Waits until the dispatch routine has returned and the request has completed.
+    fn wait_completion(&self) -> Result<Completion, HostError> {
+        let irp = &self.irp;
+        self.machine.wait_host_for(
+            || format!("{} to complete", irp.describe()),
+            || {
+                (irp.is_dispatched() && irp.is_complete())
+                    .then(|| irp.take_completion())
+                    .flatten()
+            },
+        )
+    }
+
+    /// Waits until the request has completed, leaving the result to [`Self::wait`].
+    fn wait_until_complete(&self) -> Result<(), HostError> {
+        let irp = &self.irp;
+        self.machine.wait_host_for(
+            || format!("{} to complete", irp.describe()),
+            || (irp.is_dispatched() && irp.is_complete()).then_some(()),
+        )
+    }
+}
+
+impl Drop for PendingIo {
+    fn drop(&mut self) {
+        irp::release(&self.machine, &self.irp);
+    }
+}
+
+/// Starts `f` on a new emulated context (a thread in a system call) at `PASSIVE_LEVEL`.
+fn spawn_kernel_thread(
     machine: &Arc<MachineInner>,
     name: &str,
-    f: impl FnOnce(&Ctx) -> T + Send + 'static,
-) -> Result<T, HostError> {
-    let slot = Arc::new(Mutex::new(None));
-    let out = Arc::clone(&slot);
+    f: impl FnOnce(&Ctx) + Send + 'static,
+) -> std::io::Result<()> {
     let owner = Arc::clone(machine);
     let name = name.to_owned();
     std::thread::Builder::new()
@@ -150,12 +292,101 @@ fn on_kernel_thread<T: Send + 'static>(
         .stack_size(machine.config.stack_size)
         .spawn(move || {
             let ctx = machine::install_context(&owner, ContextKind::Syscall, name, 0, 0);
-            let value = f(&ctx);
-            *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+            f(&ctx);
             owner.notify();
         })
-        .map_err(|_| HostError::Hung(std::time::Duration::ZERO))?;
-    machine.wait_host(|| slot.lock().unwrap_or_else(PoisonError::into_inner).take())
+        .map(drop)
+}
+
+/// Runs `f` on a new emulated context at `PASSIVE_LEVEL` and waits for its value.
+fn on_kernel_thread<T: Send + 'static>(
+    machine: &Arc<MachineInner>,
+    name: &str,
+    f: impl FnOnce(&Ctx) -> T + Send + 'static,
+) -> Result<T, HostError> {
+    let slot = Arc::new(Mutex::new(None));
+    let out = Arc::clone(&slot);
+    spawn_kernel_thread(machine, name, move |ctx| {
+        let value = f(ctx);
+        *out.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+    })
+    .map_err(|error| HostError::Hung {
+        budget: std::time::Duration::ZERO,
+        waiting_for: format!("a host thread for the {name} (it could not start: {error})"),
+    })?;
+    machine.wait_host_for(
+        || format!("the {name} to return"),
+        || slot.lock().unwrap_or_else(PoisonError::into_inner).take(),
+    )
+}
+
+/// The I/O manager's bookkeeping when a device-control request completes: it leaves its
+/// file's outstanding list, releases a synchronous handle's lock, and if it was the last
+/// request of a cleaned-up file, the file's close (`EvtFileClose`) runs, at `PASSIVE_LEVEL` on
+/// a thread of its own (the completing context may be a DPC).
+pub(crate) fn request_done(machine: &Arc<MachineInner>, irp: &Irp) {
+    let close = {
+        let mut io = machine.io.lock();
+        let Some(file) = io.files.get_mut(&irp.file) else {
+            return;
+        };
+        file.outstanding.retain(|i| i.id != irp.id);
+        if file.busy == Some(irp.id) {
+            file.busy = None;
+        }
+        file.claim_close()
+    };
+    if close {
+        let id = irp.file;
+        if let Err(error) = spawn_kernel_thread(machine, "I/O manager (IRP_MJ_CLOSE)", move |ctx| {
+            close_file(ctx, id);
+        }) {
+            machine.log_line(format!(
+                "ntsim: could not start the close of file {id}: {error}"
+            ));
+        }
+    }
+}
+
+/// `IRP_MJ_CLOSE`: `EvtFileClose`, the file object's deletion, and the file is gone.
+fn close_file(ctx: &Ctx, id: u64) {
+    let (config, object) = {
+        let io = ctx.machine.io.lock();
+        (io.file_config(), io.files.get(&id).map_or(0, |f| f.object))
+    };
+    match config {
+        Some(config) => config.close(ctx, object),
+        None if object != 0 => wdf::delete(ctx, object),
+        None => {}
+    }
+    ctx.machine.io.lock().files.remove(&id);
+    ctx.machine.notify();
+}
+
+/// Describes the files not yet closed and their outstanding requests.
+fn describe_open_files(machine: &MachineInner) -> String {
+    let io = machine.io.lock();
+    let mut ids: Vec<&u64> = io.files.keys().collect();
+    ids.sort_unstable();
+    let files: Vec<String> = ids
+        .into_iter()
+        .map(|id| {
+            let f = &io.files[id];
+            let state = match f.phase {
+                Phase::Open => "open",
+                Phase::CleaningUp => "closed by its handle, cleanup running",
+                Phase::CleanedUp => "closed by its handle, waiting for its requests to complete",
+                Phase::Closing => "closing (EvtFileClose running)",
+            };
+            let requests: Vec<String> = f.outstanding.iter().map(|i| i.describe()).collect();
+            if requests.is_empty() {
+                format!("file {id} ({state})")
+            } else {
+                format!("file {id} ({state}): {}", requests.join("; "))
+            }
+        })
+        .collect();
+    files.join("; ")
 }
 
 /// The checks made when a thread returns to user mode from a system call (ddi.md 13.5).
@@ -274,43 +505,200 @@ impl Machine {
             .collect()
     }
 
-    /// Opens the device, checking `access` against its SDDL for `identity`.
+    /// Opens the device for synchronous (non-overlapped) I/O, checking `access` against its
+    /// SDDL for `identity`: [`Self::open_with`] with `overlapped` false.
+    ///
+    /// # Errors
+    /// As [`Self::open_with`].
+    pub fn open(&self, identity: Identity, access: Access) -> Result<FileHandle, IoError> {
+        self.open_with(identity, access, false)
+    }
+
+    /// Opens the device (`CreateFile`), checking `access` against its SDDL for `identity`.
+    /// With `overlapped` (`FILE_FLAG_OVERLAPPED`) the handle may have several requests in
+    /// flight; without it, its requests are synchronous and serialized: a request waits for
+    /// the one before it on the same handle to complete, as the I/O manager's file-object lock
+    /// makes it on Windows.
+    ///
+    /// When the driver registered file-object callbacks (`WdfDeviceInitSetFileObjectConfig`),
+    /// the open makes the `WDFFILEOBJECT` and presents the create request to
+    /// `EvtDeviceFileCreate`, which completes it; its status is the open's.
     ///
     /// # Errors
     /// `STATUS_OBJECT_NAME_NOT_FOUND` with no device, `STATUS_ACCESS_DENIED` when the SDDL
-    /// does not grant the access.
-    pub fn open(&self, identity: Identity, access: Access) -> Result<FileHandle, IoError> {
-        if let Some(b) = self.bugcheck() {
+    /// does not grant the access, the status `EvtDeviceFileCreate` failed the create with, or
+    /// the bug check.
+    pub fn open_with(
+        &self,
+        identity: Identity,
+        access: Access,
+        overlapped: bool,
+    ) -> Result<FileHandle, IoError> {
+        let machine = Arc::clone(self.inner());
+        if let Some(b) = machine.bugcheck() {
             return Err(IoError::Host(HostError::BugCheck(b)));
         }
-        let mut io = self.inner().io.lock();
-        let Some(device) = io.device.as_ref() else {
-            return Err(IoError::Status(wdk_sys::STATUS_OBJECT_NAME_NOT_FOUND));
-        };
-        if let Some(sddl) = &device.sddl {
-            let granted = sddl_grants(sddl, identity);
-            if (access.read && !granted.read) || (access.write && !granted.write) {
-                return Err(IoError::Status(wdk_sys::STATUS_ACCESS_DENIED));
+        let (id, driver_side) = {
+            let mut io = machine.io.lock();
+            let Some(device) = io.device.as_ref() else {
+                return Err(IoError::Status(wdk_sys::STATUS_OBJECT_NAME_NOT_FOUND));
+            };
+            if let Some(sddl) = &device.sddl {
+                let granted = sddl_grants(sddl, identity);
+                if (access.read && !granted.read) || (access.write && !granted.write) {
+                    return Err(IoError::Status(wdk_sys::STATUS_ACCESS_DENIED));
+                }
             }
+            let device_handle = device.handle;
+            let driver_side = device
+                .file_config
+                .filter(FileConfig::involves_driver)
+                .map(|config| (config, device_handle));
+            io.next_file += 1;
+            let id = io.next_file;
+            io.files.insert(
+                id,
+                FileState {
+                    access,
+                    overlapped,
+                    object: 0,
+                    phase: Phase::Open,
+                    busy: None,
+                    outstanding: Vec::new(),
+                },
+            );
+            (id, driver_side)
+        };
+        let Some((config, device)) = driver_side else {
+            return Ok(FileHandle(id));
+        };
+        let status = on_kernel_thread(&machine, "CreateFile caller", move |ctx| {
+            let object = config.new_file_object(ctx);
+            let request_id = {
+                let mut io = ctx.machine.io.lock();
+                if let Some(file) = io.files.get_mut(&id) {
+                    file.object = object;
+                }
+                io.new_request_id()
+            };
+            let irp = Irp::new(request_id, id, Major::Create, 0, 0);
+            let status = if config.has_create() {
+                let request = Request::new(&irp, Box::default(), 0, object);
+                let status = irp::present(&ctx.machine, &irp, request).map_or(
+                    wdk_sys::STATUS_CANCELLED,
+                    |handle| {
+                        config.create(ctx, device, handle, object);
+                        irp.wait_in_kernel(ctx).status
+                    },
+                );
+                irp::release(&ctx.machine, &irp);
+                status
+            } else {
+                wdk_sys::STATUS_SUCCESS
+            };
+            if !wdk_sys::NT_SUCCESS(status) {
+                if object != 0 {
+                    wdf::delete(ctx, object);
+                }
+                ctx.machine.io.lock().files.remove(&id);
+            }
+            return_to_user_mode(ctx, "NtCreateFile");
+            status
+        })?;
+        if wdk_sys::NT_SUCCESS(status) {
+            Ok(FileHandle(id))
+        } else {
+            Err(IoError::Status(status))
         }
-        io.next_file += 1;
-        let id = io.next_file;
-        io.files.insert(
-            id,
-            FileState {
-                read: access.read,
-                write: access.write,
-            },
-        );
-        Ok(FileHandle(id))
     }
 
-    /// Sends an IOCTL. `METHOD_BUFFERED`: one system buffer of `max(in, out)` bytes carries the
-    /// input in and the output back; on success `Information` bytes are copied to `output`.
+    /// Issues a device-control request on `file` and returns once the driver's dispatch has
+    /// returned (or the request waits in a sequential queue). A synchronous handle's lock is
+    /// taken first (waiting for the request before).
+    fn issue(
+        &self,
+        file: FileHandle,
+        code: u32,
+        input: &[u8],
+        out_len: usize,
+    ) -> Result<PendingIo, IoError> {
+        let machine = Arc::clone(self.inner());
+        if let Some(b) = machine.bugcheck() {
+            return Err(IoError::Host(HostError::BugCheck(b)));
+        }
+        let (access, object, request_id) = {
+            let mut io = machine.io.lock();
+            let f = io
+                .files
+                .get(&file.0)
+                .filter(|f| f.is_open())
+                .ok_or(IoError::Status(wdk_sys::STATUS_INVALID_HANDLE))?;
+            let found = (f.access, f.object);
+            (found.0, found.1, io.new_request_id())
+        };
+        let required = (code >> 14) & 0x3;
+        if (required & 1 != 0 && !access.read) || (required & 2 != 0 && !access.write) {
+            return Err(IoError::Status(wdk_sys::STATUS_ACCESS_DENIED));
+        }
+        let irp = Irp::new(request_id, file.0, Major::DeviceControl, code, out_len);
+        let registered = machine.wait_host_for(
+            || {
+                format!(
+                    "the synchronous file {} to finish its request before request #{request_id} \
+                     ({})",
+                    file.0,
+                    describe_open_files(&machine)
+                )
+            },
+            || {
+                let mut io = machine.io.lock();
+                let Some(f) = io.files.get_mut(&file.0).filter(|f| f.is_open()) else {
+                    return Some(Err(IoError::Status(wdk_sys::STATUS_INVALID_HANDLE)));
+                };
+                if !f.overlapped {
+                    if f.busy.is_some() {
+                        return None;
+                    }
+                    f.busy = Some(request_id);
+                }
+                f.outstanding.push(Arc::clone(&irp));
+                Some(Ok(()))
+            },
+        )?;
+        registered?;
+        let in_len = input.len();
+        let mut buffer = vec![0_u8; in_len.max(out_len)].into_boxed_slice();
+        buffer[..in_len].copy_from_slice(input);
+        let dispatched = Arc::clone(&irp);
+        let started = spawn_kernel_thread(&machine, "I/O caller", move |ctx| {
+            wdf::queue::dispatch_device_control(ctx, &dispatched, buffer, in_len, object);
+            return_to_user_mode(ctx, "NtDeviceIoControlFile");
+            dispatched.mark_dispatched(&ctx.machine);
+        });
+        if started.is_err() {
+            irp::finish(
+                &machine,
+                &irp,
+                Completion::status_only(wdk_sys::STATUS_INSUFFICIENT_RESOURCES),
+                0,
+            );
+            irp::release(&machine, &irp);
+            return Err(IoError::Status(wdk_sys::STATUS_INSUFFICIENT_RESOURCES));
+        }
+        machine.wait_host_for(
+            || format!("the dispatch of {} to return", irp.describe()),
+            || irp.is_dispatched().then_some(()),
+        )?;
+        Ok(PendingIo { machine, irp, file })
+    }
+
+    /// Sends an IOCTL and waits for its completion. `METHOD_BUFFERED`: one system buffer of
+    /// `max(in, out)` bytes carries the input in and the output back; on success `Information`
+    /// bytes (at most `output.len()`) are copied to `output`.
     ///
     /// # Errors
-    /// The completion NTSTATUS when it is an error (access checks by the I/O manager, or the
-    /// driver's), or the bug check.
+    /// The completion NTSTATUS when it is not a success (access checks by the I/O manager, or
+    /// the driver's), `STATUS_INVALID_HANDLE` on a closed handle, or the bug check.
     pub fn device_io_control(
         &self,
         file: FileHandle,
@@ -318,45 +706,144 @@ impl Machine {
         input: &[u8],
         output: &mut [u8],
     ) -> Result<usize, IoError> {
+        let pending = self.issue(file, code, input, output.len())?;
+        let completion = pending.wait_completion()?;
+        // DeviceIoControl fails for every status that is not a success: errors, and warnings
+        // such as STATUS_DEVICE_BUSY (Win32 ERROR_BUSY) too.
+        if !wdk_sys::NT_SUCCESS(completion.status) {
+            return Err(IoError::Status(completion.status));
+        }
+        let n = usize::try_from(completion.information)
+            .unwrap_or(usize::MAX)
+            .min(output.len())
+            .min(completion.buffer.len());
+        output[..n].copy_from_slice(&completion.buffer[..n]);
+        Ok(n)
+    }
+
+    /// Sends an IOCTL without waiting for it (`DeviceIoControl` with an `OVERLAPPED`): returns
+    /// once the driver's dispatch has returned, while the request may still be pending in the
+    /// driver; [`PendingIo::wait`] gives its status and output. On a synchronous handle (not
+    /// opened overlapped) the call returns only once the request has completed, as on Windows.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_HANDLE` on a closed handle, `STATUS_ACCESS_DENIED` when the handle lacks
+    /// the access the IOCTL code requires, or the bug check.
+    pub fn device_io_control_async(
+        &self,
+        file: FileHandle,
+        code: u32,
+        input: &[u8],
+        out_len: usize,
+    ) -> Result<PendingIo, IoError> {
+        let pending = self.issue(file, code, input, out_len)?;
+        let overlapped = self
+            .inner()
+            .io
+            .lock()
+            .files
+            .get(&file.0)
+            .is_some_and(|f| f.overlapped);
+        if !overlapped {
+            pending.wait_until_complete()?;
+        }
+        Ok(pending)
+    }
+
+    /// `CancelIoEx`: cancels `io`, or with `None` every request outstanding on `file`
+    /// (`IoCancelIrp` on each, on the caller's thread: a request the driver has marked
+    /// cancelable gets its `EvtRequestCancel` before this returns; a request waiting in a
+    /// queue is completed with `STATUS_CANCELLED` by the framework; any other is only flagged,
+    /// for the driver to see with `WdfRequestIsCanceled`). It does not wait for the requests
+    /// to complete.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_HANDLE` on a closed handle, `STATUS_NOT_FOUND` when there is nothing to
+    /// cancel (`ERROR_NOT_FOUND`), or the bug check.
+    pub fn cancel_io(&self, file: FileHandle, io: Option<&PendingIo>) -> Result<(), IoError> {
         let machine = Arc::clone(self.inner());
         if let Some(b) = machine.bugcheck() {
             return Err(IoError::Host(HostError::BugCheck(b)));
         }
-        let (read, write) = {
-            let io = machine.io.lock();
-            let f = io
+        let targets: Vec<Arc<Irp>> = {
+            let state = machine.io.lock();
+            let f = state
                 .files
                 .get(&file.0)
-                .ok_or(IoError::Usage("the file handle is not open"))?;
-            (f.read, f.write)
+                .filter(|f| f.is_open())
+                .ok_or(IoError::Status(wdk_sys::STATUS_INVALID_HANDLE))?;
+            f.outstanding
+                .iter()
+                .filter(|irp| io.is_none_or(|p| Arc::ptr_eq(irp, &p.irp)))
+                .cloned()
+                .collect()
         };
-        let required = (code >> 14) & 0x3;
-        if (required & 1 != 0 && !read) || (required & 2 != 0 && !write) {
-            return Err(IoError::Status(wdk_sys::STATUS_ACCESS_DENIED));
+        if targets.is_empty() {
+            return Err(IoError::Status(wdk_sys::STATUS_NOT_FOUND));
         }
-        let in_len = input.len();
-        let out_len = output.len();
-        let mut buffer = vec![0_u8; in_len.max(out_len)].into_boxed_slice();
-        buffer[..in_len].copy_from_slice(input);
-        let (status, information, buffer) = on_kernel_thread(&machine, "I/O caller", move |ctx| {
-            let request = Request::new(code, buffer, in_len, out_len);
-            let (status, information, buffer) = wdf::queue::dispatch_device_control(ctx, request);
-            return_to_user_mode(ctx, "NtDeviceIoControlFile");
-            (status, information, buffer)
+        on_kernel_thread(&machine, "CancelIoEx caller", move |ctx| {
+            for irp in &targets {
+                irp::cancel(ctx, irp);
+            }
+            return_to_user_mode(ctx, "NtCancelIoFileEx");
         })?;
-        if wdk_sys::NT_ERROR(status) {
-            return Err(IoError::Status(status));
-        }
-        let n = usize::try_from(information)
-            .unwrap_or(usize::MAX)
-            .min(out_len);
-        output[..n].copy_from_slice(&buffer[..n]);
-        Ok(n)
+        Ok(())
     }
 
-    /// Closes a file.
+    /// Closes a handle (`CloseHandle`), ignoring errors: see [`Self::try_close`].
     pub fn close(&self, file: FileHandle) {
-        self.inner().io.lock().files.remove(&file.0);
+        let _ = self.try_close(file);
+    }
+
+    /// Closes a handle (`CloseHandle`) in Windows' two steps. Cleanup (`IRP_MJ_CLEANUP`, the
+    /// handle's last reference is gone) runs now, on the caller's thread: the driver's
+    /// `EvtFileCleanup`, then the file's outstanding requests are canceled as by
+    /// [`Self::cancel_io`]. Close (`IRP_MJ_CLOSE`: `EvtFileClose`, then the `WDFFILEOBJECT` is
+    /// deleted) follows once every request of the file has completed: at once if none is left,
+    /// else on a thread of its own after the last completion. Requests on the handle afterwards
+    /// fail with `STATUS_INVALID_HANDLE`.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_HANDLE` when the handle is not open, or the bug check.
+    pub fn try_close(&self, file: FileHandle) -> Result<(), IoError> {
+        let machine = Arc::clone(self.inner());
+        if let Some(b) = machine.bugcheck() {
+            return Err(IoError::Host(HostError::BugCheck(b)));
+        }
+        let (config, object, outstanding) = {
+            let mut io = machine.io.lock();
+            let config = io.file_config();
+            let Some(f) = io.files.get_mut(&file.0).filter(|f| f.is_open()) else {
+                return Err(IoError::Status(wdk_sys::STATUS_INVALID_HANDLE));
+            };
+            f.phase = Phase::CleaningUp;
+            if config.is_none() && f.outstanding.is_empty() {
+                // Nothing of the driver's runs: the file object simply goes.
+                io.files.remove(&file.0);
+                return Ok(());
+            }
+            (config, f.object, f.outstanding.clone())
+        };
+        on_kernel_thread(&machine, "CloseHandle caller", move |ctx| {
+            if let Some(config) = &config {
+                config.cleanup(ctx, object);
+            }
+            for irp in &outstanding {
+                irp::cancel(ctx, irp);
+            }
+            let close_now = {
+                let mut io = ctx.machine.io.lock();
+                io.files.get_mut(&file.0).is_some_and(|f| {
+                    f.phase = Phase::CleanedUp;
+                    f.claim_close()
+                })
+            };
+            if close_now {
+                close_file(ctx, file.0);
+            }
+            return_to_user_mode(ctx, "NtClose");
+        })?;
+        Ok(())
     }
 
     /// Unloads the driver: calls `EvtDriverUnload`, deletes its framework objects, then checks
@@ -366,8 +853,14 @@ impl Machine {
     /// open and object references never dropped are not a bug check (ddi.md 13.5 names none):
     /// they are counted in the [`UnloadReport`] and logged.
     ///
+    ///
+    /// Unload is refused while a handle is open. A request still outstanding (on a handle
+    /// already closed) keeps the device and driver referenced: unload waits for it to complete
+    /// and for the file's close, within the hang budget.
+    ///
     /// # Errors
-    /// [`IoError::Usage`] with files still open or no driver; [`IoError::Host`] on a bug check.
+    /// [`IoError::Usage`] with handles still open or no driver; [`IoError::Host`] on a bug
+    /// check, or [`HostError::Hung`] naming the requests that did not complete.
     pub fn unload(&self) -> Result<UnloadReport, IoError> {
         let machine = Arc::clone(self.inner());
         {
@@ -375,10 +868,21 @@ impl Machine {
             if io.driver.is_none() {
                 return Err(IoError::Usage("no driver is loaded"));
             }
-            if !io.files.is_empty() {
-                return Err(IoError::Usage("files are still open on the device"));
+            if io.files.values().any(FileState::is_open) {
+                return Err(IoError::Usage(
+                    "handles are still open on the device: close them before unloading",
+                ));
             }
         }
+        machine.wait_host_for(
+            || {
+                format!(
+                    "the device's outstanding requests to complete before unload: {}",
+                    describe_open_files(&machine)
+                )
+            },
+            || machine.io.lock().files.is_empty().then_some(()),
+        )?;
         let report = on_kernel_thread(&machine, "driver unloader", move |ctx| {
             wdf::driver::unload(ctx);
             return_to_user_mode(ctx, "driver unload");

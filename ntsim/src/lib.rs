@@ -44,6 +44,7 @@ pub mod ddi;
 pub mod dispatcher;
 pub mod exception;
 pub mod io;
+mod irp;
 pub mod lock_order;
 pub mod machine;
 pub mod objects;
@@ -53,5 +54,5 @@ pub mod thread;
 pub mod wdf;
 
 pub use bugcheck::BugCheck;
-pub use io::{Access, FileHandle, Identity, IoError, UnloadReport};
+pub use io::{Access, FileHandle, Identity, IoError, PendingIo, UnloadReport};
 pub use machine::{HostError, Machine, MachineConfig};

@@ -48,6 +48,14 @@ pub struct MachineConfig {
     pub echo_debug_output: bool,
     /// Driver Verifier's deadlock detection: lock-order cycles are 0xC4/0x1001.
     pub deadlock_detection: bool,
+    /// Judges the callbacks of a KMDF queue whose execution level is not
+    /// `WdfExecutionLevelPassive` (`EvtIoDeviceControl`, `EvtIoDefault`) as running at
+    /// `DISPATCH_LEVEL`, where KMDF may call them: a blocking `KeWaitFor…` (0xC4/0x121 without a
+    /// timeout, 0xC4/0x3B with a nonzero one), a `KeDelayExecutionThread` with a nonzero
+    /// interval (0xC4/0x2000F) or a `PsCreateSystemThread` (0xC4/0x2001C) in one is reported
+    /// with P2 = 2 (ntsim convention: ntsim itself runs them at the caller's IRQL). Off by
+    /// default.
+    pub dispatch_level_callback_checks: bool,
 }
 
 impl Default for MachineConfig {
@@ -62,6 +70,7 @@ impl Default for MachineConfig {
             stack_size: 512 * 1024,
             echo_debug_output: false,
             deadlock_detection: true,
+            dispatch_level_callback_checks: false,
         }
     }
 }
@@ -182,8 +191,21 @@ impl MachineInner {
     /// Waits until `done` returns `Some`, the machine dies, or the hang budget runs out.
     ///
     /// # Errors
-    /// The bug check, or a synthetic "hung" description when the budget ran out.
-    pub fn wait_host<T>(&self, mut done: impl FnMut() -> Option<T>) -> Result<T, HostError> {
+    /// The bug check, or [`HostError::Hung`] when the budget ran out.
+    pub fn wait_host<T>(&self, done: impl FnMut() -> Option<T>) -> Result<T, HostError> {
+        self.wait_host_for(|| "a host call into the machine".to_owned(), done)
+    }
+
+    /// [`Self::wait_host`], with `waiting_for` describing what is awaited when the hang budget
+    /// runs out (it is called then, and only then).
+    ///
+    /// # Errors
+    /// The bug check, or [`HostError::Hung`] naming what was awaited.
+    pub fn wait_host_for<T>(
+        &self,
+        waiting_for: impl FnOnce() -> String,
+        mut done: impl FnMut() -> Option<T>,
+    ) -> Result<T, HostError> {
         let deadline = Instant::now() + self.config.hang_budget;
         let mut guard = self
             .changed_lock
@@ -200,7 +222,11 @@ impl MachineInner {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(HostError::Hung(self.config.hang_budget));
+                drop(guard);
+                return Err(HostError::Hung {
+                    budget: self.config.hang_budget,
+                    waiting_for: waiting_for(),
+                });
             }
             let step = (deadline - now).min(Duration::from_millis(20));
             guard = self
@@ -240,8 +266,16 @@ pub enum HostError {
     #[error("{0}")]
     BugCheck(BugCheck),
     /// Nothing completed within the hang budget and no bug check was raised.
-    #[error("the emulated machine made no progress for {0:?} (hang budget)")]
-    Hung(Duration),
+    #[error(
+        "the emulated machine made no progress for {budget:?} (hang budget) waiting for \
+         {waiting_for}"
+    )]
+    Hung {
+        /// The hang budget (`MachineConfig::hang_budget`).
+        budget: Duration,
+        /// What the host call was waiting for (e.g. the requests still outstanding).
+        waiting_for: String,
+    },
 }
 
 /// A host-side handle to one emulated machine.
@@ -337,9 +371,12 @@ impl Machine {
         );
         // The value is stored before the exit checks run: wait for the thread to have passed
         // them, so a bug check raised at exit is not missed.
-        self.inner.wait_host(|| thread.has_exited().then_some(()))?;
+        let what = || "the Machine::run thread to return".to_owned();
         self.inner
-            .wait_host(|| slot.lock().unwrap_or_else(PoisonError::into_inner).take())
+            .wait_host_for(what, || thread.has_exited().then_some(()))?;
+        self.inner.wait_host_for(what, || {
+            slot.lock().unwrap_or_else(PoisonError::into_inner).take()
+        })
     }
 
     /// System threads that have not ended yet (a driver must have none at unload: 0xCE).

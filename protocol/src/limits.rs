@@ -6,6 +6,9 @@ pub const MAX_THREADS: u32 = 64;
 pub const MAX_DPC_WORKERS: u32 = 64;
 /// Size of the per-worker table in a response.
 pub const MAX_WORKERS: usize = (MAX_THREADS + MAX_DPC_WORKERS) as usize;
+/// Most stress runs in flight on the device at once; one more is refused with
+/// `STATUS_DEVICE_BUSY` (Win32 `ERROR_BUSY`).
+pub const MAX_CONCURRENT_RUNS: usize = 4;
 /// Fewest acquisitions per worker when the run is driven by iterations.
 pub const MIN_ITERATIONS: u32 = 1;
 /// Most acquisitions per worker.

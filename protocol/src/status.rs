@@ -32,6 +32,10 @@ pub const STATUS_INFO_LENGTH_MISMATCH: NtStatus = nt(0xC000_0004);
 /// A context the primitive's DDIs forbid, readers of an exclusive lock, more time at
 /// `DISPATCH_LEVEL` than a DPC may spend.
 pub const STATUS_INVALID_PARAMETER_MIX: NtStatus = nt(0xC000_0030);
+/// `STATUS_CANCELLED`: the request was cancelled before the driver could answer it.
+pub const STATUS_CANCELLED: NtStatus = nt(0xC000_0120);
+/// `STATUS_INVALID_HANDLE`: the handle is closed.
+pub const STATUS_INVALID_HANDLE: NtStatus = nt(0xC000_0008);
 /// `STATUS_DEVICE_BUSY`: another stress run is in progress.
 pub const STATUS_DEVICE_BUSY: NtStatus = nt(0x8000_0011);
 
@@ -49,6 +53,8 @@ pub const fn name(status: NtStatus) -> Option<&'static str> {
         STATUS_NOT_SUPPORTED => "STATUS_NOT_SUPPORTED",
         STATUS_INFO_LENGTH_MISMATCH => "STATUS_INFO_LENGTH_MISMATCH",
         STATUS_DEVICE_BUSY => "STATUS_DEVICE_BUSY",
+        STATUS_CANCELLED => "STATUS_CANCELLED",
+        STATUS_INVALID_HANDLE => "STATUS_INVALID_HANDLE",
         STATUS_INVALID_PARAMETER_MIX => "STATUS_INVALID_PARAMETER_MIX",
         _ => return None,
     })

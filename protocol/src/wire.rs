@@ -549,6 +549,11 @@ pub struct StressResponse {
     pub verdict: u32,
     /// [`inconclusive`].
     pub inconclusive_reason: u32,
+    /// 1 when the run was stopped early (its request cancelled, its handle closed, the driver
+    /// unloading): the figures are those of the part that ran, and the verdict judges them.
+    pub cancelled: u32,
+    /// Explicit padding; zero.
+    pub reserved: u32,
     /// Acquisitions across workers (writes + reads).
     pub total_acquisitions: u64,
     /// Exclusive acquisitions.
@@ -672,7 +677,7 @@ const _: () = assert!(core::mem::size_of::<StressRequest>() == 72);
 const _: () = assert!(core::mem::size_of::<WorkerStats>() == 16 + 13 * 8);
 const _: () = assert!(
     core::mem::size_of::<StressResponse>()
-        == 8 + 72 + 16 + 18 * 8 + 8 * HISTOGRAM_BUCKETS + (16 + 13 * 8) * MAX_WORKERS
+        == 8 + 72 + 24 + 18 * 8 + 8 * HISTOGRAM_BUCKETS + (16 + 13 * 8) * MAX_WORKERS
 );
 
 #[cfg(test)]

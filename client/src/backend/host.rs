@@ -7,7 +7,7 @@ use super::{Device, DeviceError};
 
 /// The driver running on an emulated machine, with one open file.
 pub struct HostDevice {
-    machine: Machine,
+    machine: std::sync::Arc<Machine>,
     file: ntsim::FileHandle,
     trace: bool,
 }
@@ -55,7 +55,7 @@ pub fn open(cpus: Option<u32>, trace: bool) -> Result<Box<dyn Device>, DeviceErr
         .open(Identity::Administrator, Access::READ_WRITE)
         .map_err(io_error)?;
     Ok(Box::new(HostDevice {
-        machine,
+        machine: std::sync::Arc::new(machine),
         file,
         trace,
     }))
@@ -86,6 +86,15 @@ impl Device for HostDevice {
             dump_trace(&self.machine, self.trace);
         }
         result.map_err(io_error)
+    }
+
+    fn canceller(&self) -> super::Canceller {
+        let machine = std::sync::Arc::clone(&self.machine);
+        let file = self.file;
+        Box::new(move || {
+            // Nothing in flight is not an error for a Ctrl-C.
+            let _ = machine.cancel_io(file, None);
+        })
     }
 
     fn close(self: Box<Self>) -> Result<(), DeviceError> {

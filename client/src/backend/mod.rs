@@ -15,8 +15,11 @@ pub mod windows;
 )]
 pub enum DeviceError {
     /// The driver completed the request with an error status.
-    #[error("the driver failed the request with {}", status_text(*.0))]
+    #[error("{}", status_message(*.0))]
     Status(NtStatus),
+    /// The client could not allocate what it needed.
+    #[error("out of memory: {0}")]
+    OutOfMemory(&'static str),
     /// A Win32 call failed (Windows backend).
     #[cfg_attr(
         not(windows),
@@ -39,6 +42,20 @@ pub enum DeviceError {
     BugCheck(String),
 }
 
+/// What a failed request's status means for the user.
+#[must_use]
+pub fn status_message(value: NtStatus) -> String {
+    let text = status_text(value);
+    match value {
+        status::STATUS_DEVICE_BUSY => format!(
+            "another stress run is in progress (the driver runs at most {} at once): {text}",
+            synclab_protocol::limits::MAX_CONCURRENT_RUNS
+        ),
+        status::STATUS_CANCELLED => format!("the run was cancelled before it started: {text}"),
+        _ => format!("the driver failed the request with {text}"),
+    }
+}
+
 /// Formats an NTSTATUS with its name when known.
 #[must_use]
 pub fn status_text(value: NtStatus) -> String {
@@ -48,6 +65,9 @@ pub fn status_text(value: NtStatus) -> String {
         |n| format!("{n} ({bits:#010X})"),
     )
 }
+
+/// Cancels a device's requests in flight; callable from any thread, any number of times.
+pub type Canceller = Box<dyn Fn() + Send + Sync>;
 
 /// An open SyncLab device.
 pub trait Device {
@@ -59,6 +79,11 @@ pub trait Device {
     /// # Errors
     /// [`DeviceError`] when the request does not complete successfully.
     fn ioctl(&mut self, code: u32, input: &[u8], output: &mut [u8]) -> Result<usize, DeviceError>;
+
+    /// A way to cancel, from another thread (the Ctrl-C handler), whatever request this device
+    /// has in flight: `CancelIoEx` on the handle, or ntsim's equivalent. Cancelling a stress run
+    /// makes the driver stop it and answer with the figures so far.
+    fn canceller(&self) -> Canceller;
 
     /// Closes the device. The host backend also unloads the driver and reports leaks here.
     ///

@@ -2,7 +2,9 @@
 //!
 //! The device is found the way the KMDF echo sample's client finds its device: the Configuration
 //! Manager lists the present interfaces of [`DEVICE_INTERFACE_GUID`], the first path is opened
-//! with `CreateFileW`, and each request is one synchronous `DeviceIoControl`. Only when the
+//! with `CreateFileW` for overlapped I/O, and each request is one `DeviceIoControl` waited on with
+//! `GetOverlappedResult`, so that another thread (the Ctrl-C handler) can cancel it with
+//! `CancelIoEx`: the driver then stops the run and answers with its figures so far. Only when the
 //! Configuration Manager fails does the setup API get asked whether any such device exists, so
 //! that "no device" is reported as such (Wine, where the CI smoke test runs, stubs the
 //! Configuration Manager call).
@@ -33,15 +35,20 @@ use windows_sys::Win32::Foundation::{
     ERROR_NO_SYSTEM_RESOURCES, ERROR_PATH_NOT_FOUND, ERROR_REVISION_MISMATCH, GENERIC_READ,
     GENERIC_WRITE, INVALID_HANDLE_VALUE,
 };
+use windows_sys::Win32::Foundation::{ERROR_IO_PENDING, ERROR_OPERATION_ABORTED, HANDLE};
+use windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OVERLAPPED;
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING,
 };
 use windows_sys::Win32::System::Diagnostics::Debug::{
     FormatMessageW, FORMAT_MESSAGE_FROM_SYSTEM, FORMAT_MESSAGE_IGNORE_INSERTS,
 };
-use windows_sys::Win32::System::IO::DeviceIoControl;
+use windows_sys::Win32::System::Threading::CreateEventW;
+use windows_sys::Win32::System::IO::{
+    CancelIoEx, DeviceIoControl, GetOverlappedResult, OVERLAPPED,
+};
 
-use super::{Device, DeviceError};
+use super::{Canceller, Device, DeviceError};
 
 /// [`DEVICE_INTERFACE_GUID`] in the layout the Win32 API takes.
 const INTERFACE_GUID: GUID = GUID {
@@ -76,7 +83,7 @@ pub fn open() -> Result<Box<dyn Device>, DeviceError> {
 
 /// An open handle to the driver's device.
 struct KernelDevice {
-    /// The device handle, opened for reading and writing, synchronous. Closed on drop.
+    /// The device handle, opened for reading and writing, overlapped. Closed on drop.
     handle: OwnedHandle,
     /// The device interface path that was opened, for [`Device::describe`].
     path: String,
@@ -109,13 +116,18 @@ impl Device for KernelDevice {
         } else {
             output.as_mut_ptr().cast::<c_void>()
         };
+        let event = Event::new()?;
+        // SAFETY: OVERLAPPED is plain data for which all-zero is the documented initial state.
+        let mut overlapped: OVERLAPPED = unsafe { mem::zeroed() };
+        overlapped.hEvent = event.0;
         let mut returned: u32 = 0;
-        // SAFETY: FFI contract: `self.handle` is an open device handle owned by `self`, opened
-        // without FILE_FLAG_OVERLAPPED, so with a null OVERLAPPED the call is synchronous and
-        // complete when it returns; `returned` is a valid, writable u32.
+        // SAFETY: FFI contract: `self.handle` is an open device handle owned by `self`, opened with
+        // FILE_FLAG_OVERLAPPED; `overlapped` carries a manual-reset event, and the request is
+        // waited for below (GetOverlappedResult with bWait = TRUE) before any buffer or the
+        // OVERLAPPED goes out of scope, also when it was cancelled.
         // Memory: `input_ptr` is readable for `input_len` bytes and `output_ptr` writable for
-        // `output_len` bytes (each borrowed from a live slice, or null with length 0), and no
-        // pointer is used after the call returns.
+        // `output_len` bytes (each borrowed from a live slice, or null with length 0) for the
+        // whole request, which ends before this function returns.
         let ok = unsafe {
             DeviceIoControl(
                 self.handle.as_raw_handle(),
@@ -125,19 +137,45 @@ impl Device for KernelDevice {
                 output_ptr,
                 output_len,
                 &raw mut returned,
-                ptr::null_mut(),
+                &raw mut overlapped,
             )
         };
         if ok == 0 {
             let code = last_error();
-            return Err(DeviceError::Win32 {
-                call: "DeviceIoControl",
-                code,
-                message: ioctl_message(code),
-            });
+            if code != ERROR_IO_PENDING {
+                return Err(ioctl_failure(code));
+            }
+            // SAFETY: FFI contract: the same handle and OVERLAPPED as the pending request;
+            // bWait = TRUE returns once the request has completed (or was cancelled and completed),
+            // after which the kernel no longer touches the buffers.
+            // Memory: `returned` is a valid, writable u32.
+            let done = unsafe {
+                GetOverlappedResult(
+                    self.handle.as_raw_handle(),
+                    &raw const overlapped,
+                    &raw mut returned,
+                    1,
+                )
+            };
+            if done == 0 {
+                return Err(ioctl_failure(last_error()));
+            }
         }
         // The I/O manager never reports more than the output length; clamp anyway.
         Ok(usize::try_from(returned).map_or(output.len(), |n| n.min(output.len())))
+    }
+
+    fn canceller(&self) -> Canceller {
+        // The handle as a number, so the closure can cross threads; it stays open while the
+        // device lives, and the client cancels only while a request is in flight.
+        let handle = self.handle.as_raw_handle() as usize;
+        Box::new(move || {
+            // SAFETY: FFI contract: CancelIoEx with a null OVERLAPPED cancels every request of
+            // the handle issued by this process; on a handle with nothing in flight it fails with
+            // ERROR_NOT_FOUND, which is fine.
+            // Memory: it reads no caller memory.
+            let _ = unsafe { CancelIoEx(handle as HANDLE, ptr::null()) };
+        })
     }
 
     fn close(self: Box<Self>) -> Result<(), DeviceError> {
@@ -276,6 +314,49 @@ impl Drop for DeviceInfoList {
     }
 }
 
+/// A manual-reset event for one overlapped request, closed on drop.
+struct Event(HANDLE);
+
+impl Event {
+    fn new() -> Result<Self, DeviceError> {
+        // SAFETY: FFI contract: null security attributes and a null name are documented as
+        // allowed; manual reset, initially not signaled, as overlapped I/O expects.
+        // Memory: nothing is borrowed.
+        let handle = unsafe { CreateEventW(ptr::null(), 1, 0, ptr::null()) };
+        if handle.is_null() {
+            let code = last_error();
+            return Err(DeviceError::Win32 {
+                call: "CreateEventW",
+                code,
+                message: system_message(code),
+            });
+        }
+        Ok(Self(handle))
+    }
+}
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        // SAFETY: FFI contract: a handle CreateEventW returned, closed exactly once, here, after
+        // the request that used it has completed.
+        // Memory: no copy of the handle outlives the event.
+        let _ = unsafe { CloseHandle(self.0) };
+    }
+}
+
+/// A failed or cancelled `DeviceIoControl`.
+fn ioctl_failure(code: u32) -> DeviceError {
+    DeviceError::Win32 {
+        call: "DeviceIoControl",
+        code,
+        message: if code == ERROR_OPERATION_ABORTED {
+            "the request was cancelled before the driver could answer it".to_owned()
+        } else {
+            ioctl_message(code)
+        },
+    }
+}
+
 /// Splits a `REG_MULTI_SZ`-style list into its strings, each kept NUL-terminated for `CreateFileW`.
 fn split_multi_sz(buffer: &[u16]) -> Vec<Vec<u16>> {
     buffer
@@ -299,7 +380,7 @@ fn display_path(path: &[u16]) -> String {
     String::from_utf16_lossy(&path[..end])
 }
 
-/// Opens the device interface at `path` (NUL-terminated) for synchronous reading and writing.
+/// Opens the device interface at `path` (NUL-terminated) for overlapped reading and writing.
 fn open_path(path: &[u16]) -> Result<OwnedHandle, DeviceError> {
     debug_assert_eq!(path.last(), Some(&0), "the path must be NUL-terminated");
     // SAFETY: FFI contract: `path` is a NUL-terminated UTF-16 string (see `split_multi_sz`); null
@@ -312,7 +393,7 @@ fn open_path(path: &[u16]) -> Result<OwnedHandle, DeviceError> {
             FILE_SHARE_READ | FILE_SHARE_WRITE,
             ptr::null(),
             OPEN_EXISTING,
-            FILE_ATTRIBUTE_NORMAL,
+            FILE_ATTRIBUTE_NORMAL | FILE_FLAG_OVERLAPPED,
             ptr::null_mut(),
         )
     };

@@ -76,6 +76,25 @@ impl SystemThread {
     pub fn join(self) {
         drop(self);
     }
+
+    /// Gives up ownership as the referenced thread object, for storage in an atomic slot; the
+    /// thread is neither waited on nor dereferenced until [`SystemThread::from_raw`] takes it
+    /// back.
+    #[must_use]
+    pub const fn into_raw(self) -> PVOID {
+        let object = self.object;
+        core::mem::forget(self);
+        object
+    }
+
+    /// Takes ownership back of a thread object given up by [`SystemThread::into_raw`].
+    ///
+    /// # Safety
+    /// `object` came from `into_raw` and is taken back exactly once.
+    #[must_use]
+    pub const unsafe fn from_raw(object: PVOID) -> Self {
+        Self { object }
+    }
 }
 
 impl Drop for SystemThread {

@@ -81,6 +81,9 @@ struct Run<L> {
     logged: AtomicU32,
     /// Setup failed: workers leave at once.
     abort: AtomicBool,
+    /// The caller's stop flag (cancel, cleanup): workers leave at their next acquisition, DPC
+    /// workers after their batch. Outlives the run (`run` returns only after every worker).
+    stop: *const AtomicBool,
 }
 
 /// One worker's slot: its figures, and for DPC workers the DPC and its schedule.
@@ -124,8 +127,13 @@ const fn kind_name(kind: u32) -> &'static str {
 }
 
 impl<L: TortureOps> Run<L> {
+    fn stopped(&self) -> bool {
+        // SAFETY: the stop flag outlives the run (see the field).
+        self.abort.load(Ordering::Relaxed) || unsafe { &*self.stop }.load(Ordering::Relaxed)
+    }
+
     fn should_stop(&self) -> bool {
-        self.abort.load(Ordering::Relaxed) || time::ticks() >= self.stop_at.load(Ordering::Relaxed)
+        self.stopped() || time::ticks() >= self.stop_at.load(Ordering::Relaxed)
     }
 
     /// In a stutter pause at `now`.
@@ -649,8 +657,11 @@ fn build_slots<L: TortureOps>(
     Ok(Box::into_pin(table.into_boxed_slice()))
 }
 
-/// Runs one stress test of `L`. `PASSIVE_LEVEL`.
-pub fn run<L: TortureOps>(setup: &Setup) -> Result<Box<StressResponse>, NTSTATUS> {
+/// Runs one stress test of `L`, until it ends or `stop` is set. `PASSIVE_LEVEL`.
+pub fn run<L: TortureOps>(
+    setup: &Setup,
+    stop: &AtomicBool,
+) -> Result<Box<StressResponse>, NTSTATUS> {
     let q = setup.request;
     let info = setup.plan.primitive.info();
     let dpc_workers = q.dpc_workers(setup.processors);
@@ -678,6 +689,7 @@ pub fn run<L: TortureOps>(setup: &Setup) -> Result<Box<StressResponse>, NTSTATUS
         max_readers: AtomicU64::new(0),
         logged: AtomicU32::new(0),
         abort: AtomicBool::new(false),
+        stop: core::ptr::from_ref(stop),
     })?;
     let run_ptr: *const Run<L> = &raw const *run;
     let threads = q.threads();
@@ -817,6 +829,7 @@ fn report<L: TortureOps>(
     r.protected_counter = run.protected.counter.load(Ordering::Relaxed);
     r.max_concurrent_readers = run.max_readers.load(Ordering::Relaxed);
     r.elapsed_ns = elapsed_ns;
+    r.cancelled = u32::from(run.stopped());
     r.timing_cost_ns = timing_cost_ns;
     (r.verdict, r.inconclusive_reason) = r.decide();
     let name = run.name;

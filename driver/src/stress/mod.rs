@@ -11,13 +11,13 @@
 //! `synclab: <primitive>: End of test: SUCCESS|FAILURE|INCONCLUSIVE: <parameters>`, and the
 //! figures in the response. See [`engine`] for the schedule and the bounds at `DISPATCH_LEVEL`.
 
-use core::sync::atomic::{AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
 use synclab_protocol::{
     wire::{check_output, Plan, StressRequest, StressResponse, FLAG_BUSTED},
     RequestError,
 };
-use wdk_sys::{NTSTATUS, WDFREQUEST};
+use wdk_sys::{NTSTATUS, WDFQUEUE, WDFREQUEST};
 
 use crate::kernel::{irql::AtDispatch, processor, request};
 
@@ -204,21 +204,43 @@ impl Setup {
     }
 }
 
-/// Runs `L` for `setup` (the families' `run` functions call this with their ops type).
-/// IRQL: `PASSIVE_LEVEL`.
+/// Runs `L` for `setup` (the families' `run` functions call this with their ops type), until it
+/// ends or `stop` is set. IRQL: `PASSIVE_LEVEL`.
 ///
 /// # Errors
 /// The lock, a thread or a DPC could not be set up.
-pub fn run<L: TortureOps>(setup: &Setup) -> Result<alloc::boxed::Box<StressResponse>, NTSTATUS> {
-    engine::run::<L>(setup)
+pub fn run<L: TortureOps>(
+    setup: &Setup,
+    stop: &AtomicBool,
+) -> Result<alloc::boxed::Box<StressResponse>, NTSTATUS> {
+    engine::run::<L>(setup, stop)
 }
 
-/// `IOCTL_SYNCLAB_RUN_STRESS`: validates the request against the registry and this machine,
-/// runs it, writes the response. IRQL: `PASSIVE_LEVEL` (it creates threads and waits for them).
+/// Runs a validated request to its end (or until `stop` is set): the busted control or the
+/// primitive's family. A run's control thread calls this. IRQL: `PASSIVE_LEVEL`.
 ///
 /// # Errors
-/// The NTSTATUS of the first [`RequestError`], or of a kernel call that failed.
-pub fn handle(request: WDFREQUEST, output_length: usize) -> Result<usize, NTSTATUS> {
+/// The lock, a thread or a DPC could not be set up.
+pub fn run_to_completion(
+    setup: &Setup,
+    stop: &AtomicBool,
+) -> Result<alloc::boxed::Box<StressResponse>, NTSTATUS> {
+    if setup.busted() && !setup.plan.primitive.info().shared {
+        engine::run::<busted::Exclusive>(setup, stop)
+    } else {
+        crate::sync::runner(setup.plan.primitive)(setup, stop)
+    }
+}
+
+/// `IOCTL_SYNCLAB_RUN_STRESS`: validates the request and hands it to a control thread.
+///
+/// The control thread ([`crate::runs`]) completes it when the run ends; the queue callback never
+/// waits for the run. IRQL: `PASSIVE_LEVEL` (the queue's execution level).
+///
+/// # Errors
+/// The NTSTATUS of the first [`RequestError`], `STATUS_DEVICE_BUSY`, or a kernel call that
+/// failed; the request is then the caller's to complete. `Ok` means the request is pending.
+pub fn start(queue: WDFQUEUE, request: WDFREQUEST, output_length: usize) -> Result<(), NTSTATUS> {
     check_output::<StressResponse>(output_length).map_err(RequestError::ntstatus)?;
     let refuse = |e: RequestError| {
         wdk::println!("synclab: request refused: {e}");
@@ -232,10 +254,5 @@ pub fn handle(request: WDFREQUEST, output_length: usize) -> Result<usize, NTSTAT
         plan,
         processors,
     };
-    let response = if setup.busted() && !plan.primitive.info().shared {
-        engine::run::<busted::Exclusive>(&setup)?
-    } else {
-        crate::sync::runner(plan.primitive)(&setup)?
-    };
-    request::write_output(request, &*response)
+    crate::runs::with_runs(queue, |runs| runs.start(request, setup))?
 }

@@ -16,6 +16,7 @@
 
 use alloc::boxed::Box;
 use core::pin::Pin;
+use core::sync::atomic::AtomicBool;
 
 use synclab_protocol::wire::StressResponse;
 use wdk_sys::{FAST_MUTEX, LONG, NTSTATUS};
@@ -198,10 +199,11 @@ impl TortureOps for Ops {
     }
 }
 
-/// Runs `fastmutex` (any variant). IRQL: `PASSIVE_LEVEL`.
+/// Runs `fastmutex` (any variant), until it ends or `stop` is set. IRQL:
+/// `PASSIVE_LEVEL`.
 ///
 /// # Errors
 /// As [`crate::stress::run`].
-pub fn run(setup: &Setup) -> Result<Box<StressResponse>, NTSTATUS> {
-    crate::stress::run::<Ops>(setup)
+pub fn run(setup: &Setup, stop: &AtomicBool) -> Result<Box<StressResponse>, NTSTATUS> {
+    crate::stress::run::<Ops>(setup, stop)
 }

@@ -17,6 +17,7 @@
 
 use alloc::boxed::Box;
 use core::pin::Pin;
+use core::sync::atomic::AtomicBool;
 
 use synclab_protocol::wire::StressResponse;
 use wdk_sys::{KGUARDED_MUTEX, NTSTATUS};
@@ -181,10 +182,11 @@ impl TortureOps for Ops {
     }
 }
 
-/// Runs `guardedmutex` (any variant). IRQL: `PASSIVE_LEVEL`.
+/// Runs `guardedmutex` (any variant), until it ends or `stop` is set. IRQL:
+/// `PASSIVE_LEVEL`.
 ///
 /// # Errors
 /// As [`crate::stress::run`].
-pub fn run(setup: &Setup) -> Result<Box<StressResponse>, NTSTATUS> {
-    crate::stress::run::<Ops>(setup)
+pub fn run(setup: &Setup, stop: &AtomicBool) -> Result<Box<StressResponse>, NTSTATUS> {
+    crate::stress::run::<Ops>(setup, stop)
 }

@@ -12,6 +12,7 @@
 //! it (0x4000008A).
 
 use alloc::boxed::Box;
+use core::sync::atomic::AtomicBool;
 use core::{pin::Pin, ptr};
 
 use synclab_protocol::wire::StressResponse;
@@ -145,10 +146,11 @@ impl TortureOps for Ops {
     }
 }
 
-/// Runs `kmutex` (any variant). IRQL: `PASSIVE_LEVEL`.
+/// Runs `kmutex` (any variant), until it ends or `stop` is set. IRQL:
+/// `PASSIVE_LEVEL`.
 ///
 /// # Errors
 /// As [`crate::stress::run`].
-pub fn run(setup: &Setup) -> Result<Box<StressResponse>, NTSTATUS> {
-    crate::stress::run::<Ops>(setup)
+pub fn run(setup: &Setup, stop: &AtomicBool) -> Result<Box<StressResponse>, NTSTATUS> {
+    crate::stress::run::<Ops>(setup, stop)
 }

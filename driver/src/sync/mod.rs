@@ -26,6 +26,7 @@ use core::{
     marker::{PhantomData, PhantomPinned},
     ops::{Deref, DerefMut},
     pin::Pin,
+    sync::atomic::AtomicBool,
 };
 
 use synclab_protocol::{wire::StressResponse, Primitive};
@@ -45,7 +46,7 @@ pub mod wdf_spin_lock;
 pub mod wdf_wait_lock;
 
 /// How a run of one primitive starts: the family's `run`, which picks the variant.
-pub type Runner = fn(&Setup) -> Result<Box<StressResponse>, NTSTATUS>;
+pub type Runner = fn(&Setup, &AtomicBool) -> Result<Box<StressResponse>, NTSTATUS>;
 
 /// The driver's half of the registry: the family that runs each [`Primitive`]. Validation and
 /// the client read the same rows from [`synclab_protocol::primitive::REGISTRY`].

@@ -14,6 +14,7 @@
 
 use alloc::boxed::Box;
 use core::pin::Pin;
+use core::sync::atomic::AtomicBool;
 
 use synclab_protocol::wire::StressResponse;
 use wdk_sys::{NTSTATUS, ULONG, ULONG_PTR};
@@ -150,10 +151,10 @@ impl TortureOps for Ops {
     }
 }
 
-/// Runs `pushlock`. IRQL: `PASSIVE_LEVEL`.
+/// Runs `pushlock`, until it ends or `stop` is set. IRQL: `PASSIVE_LEVEL`.
 ///
 /// # Errors
 /// As [`crate::stress::run`].
-pub fn run(setup: &Setup) -> Result<Box<StressResponse>, NTSTATUS> {
-    crate::stress::run::<Ops>(setup)
+pub fn run(setup: &Setup, stop: &AtomicBool) -> Result<Box<StressResponse>, NTSTATUS> {
+    crate::stress::run::<Ops>(setup, stop)
 }

@@ -25,6 +25,7 @@
 //! backend offers no other way.
 
 use alloc::boxed::Box;
+use core::sync::atomic::AtomicBool;
 use core::{cell::UnsafeCell, marker::PhantomPinned, pin::Pin};
 
 use synclab_protocol::wire::StressResponse;
@@ -278,10 +279,11 @@ impl TortureOps for Ops {
     }
 }
 
-/// Runs `queued` (any variant). IRQL: `PASSIVE_LEVEL`.
+/// Runs `queued` (any variant), until it ends or `stop` is set. IRQL:
+/// `PASSIVE_LEVEL`.
 ///
 /// # Errors
 /// As [`crate::stress::run`].
-pub fn run(setup: &Setup) -> Result<Box<StressResponse>, NTSTATUS> {
-    crate::stress::run::<Ops>(setup)
+pub fn run(setup: &Setup, stop: &AtomicBool) -> Result<Box<StressResponse>, NTSTATUS> {
+    crate::stress::run::<Ops>(setup, stop)
 }

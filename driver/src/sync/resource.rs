@@ -21,6 +21,7 @@
 
 use alloc::boxed::Box;
 use core::pin::Pin;
+use core::sync::atomic::AtomicBool;
 
 use synclab_protocol::wire::StressResponse;
 use wdk_sys::{ERESOURCE, NTSTATUS, PERESOURCE};
@@ -347,10 +348,11 @@ impl TortureOps for Ops {
     }
 }
 
-/// Runs `resource` (any variant). IRQL: `PASSIVE_LEVEL`.
+/// Runs `resource` (any variant), until it ends or `stop` is set. IRQL:
+/// `PASSIVE_LEVEL`.
 ///
 /// # Errors
 /// As [`crate::stress::run`].
-pub fn run(setup: &Setup) -> Result<Box<StressResponse>, NTSTATUS> {
-    crate::stress::run::<Ops>(setup)
+pub fn run(setup: &Setup, stop: &AtomicBool) -> Result<Box<StressResponse>, NTSTATUS> {
+    crate::stress::run::<Ops>(setup, stop)
 }

@@ -12,6 +12,7 @@
 
 use alloc::boxed::Box;
 use core::pin::Pin;
+use core::sync::atomic::AtomicBool;
 
 use synclab_protocol::wire::StressResponse;
 use wdk_sys::{call_unsafe_wdf_function_binding, NTSTATUS, WDFOBJECT, WDFSPINLOCK};
@@ -133,6 +134,6 @@ impl TortureOps for Ops {
 ///
 /// # Errors
 /// As [`crate::stress::run`].
-pub fn run(setup: &Setup) -> Result<Box<StressResponse>, NTSTATUS> {
-    crate::stress::run::<Ops>(setup)
+pub fn run(setup: &Setup, stop: &AtomicBool) -> Result<Box<StressResponse>, NTSTATUS> {
+    crate::stress::run::<Ops>(setup, stop)
 }

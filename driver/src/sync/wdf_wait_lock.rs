@@ -11,6 +11,7 @@
 //! guard, so an exclusive guard gives `&mut T`.
 
 use alloc::boxed::Box;
+use core::sync::atomic::AtomicBool;
 use core::{pin::Pin, ptr};
 
 use synclab_protocol::wire::StressResponse;
@@ -115,10 +116,11 @@ impl TortureOps for Ops {
     }
 }
 
-/// Runs `wdfwaitlock` (any variant). IRQL: `PASSIVE_LEVEL`.
+/// Runs `wdfwaitlock` (any variant), until it ends or `stop` is set. IRQL:
+/// `PASSIVE_LEVEL`.
 ///
 /// # Errors
 /// As [`crate::stress::run`].
-pub fn run(setup: &Setup) -> Result<Box<StressResponse>, NTSTATUS> {
-    crate::stress::run::<Ops>(setup)
+pub fn run(setup: &Setup, stop: &AtomicBool) -> Result<Box<StressResponse>, NTSTATUS> {
+    crate::stress::run::<Ops>(setup, stop)
 }

@@ -68,6 +68,15 @@ export! {
     ) -> NTSTATUS {
         let e = enter("PsCreateSystemThread");
         require_passive(&e, verifier::RULE_IRQL_PS_PASSIVE);
+        if crate::ddi::wait::judged_at_dispatch(&e) {
+            e.bugcheck(
+                code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [verifier::RULE_IRQL_PS_PASSIVE, u64::from(irql::DISPATCH), 0, 0],
+                "PsCreateSystemThread in a KMDF queue callback whose execution level is not \
+                 WdfExecutionLevelPassive: KMDF may call it at DISPATCH_LEVEL \
+                 (MachineConfig::dispatch_level_callback_checks)",
+            );
+        }
         let _ = (DesiredAccess, ObjectAttributes, ProcessHandle);
         let (Some(routine), false) = (StartRoutine, ThreadHandle.is_null()) else {
             return wdk_sys::STATUS_INVALID_PARAMETER;

@@ -150,6 +150,40 @@ pub fn check_wait_irql(e: &Entry, level: u8, timeout: Timeout, object: usize, ti
     }
 }
 
+/// Whether `e` runs in a KMDF queue callback that KMDF may call at `DISPATCH_LEVEL` and
+/// `MachineConfig::dispatch_level_callback_checks` asks to judge it so.
+#[must_use]
+pub fn judged_at_dispatch(e: &Entry) -> bool {
+    e.may_run_at_dispatch.get() && e.machine.config.dispatch_level_callback_checks
+}
+
+/// Judges a blocking wait in a queue callback KMDF may call at `DISPATCH_LEVEL`.
+///
+/// With `MachineConfig::dispatch_level_callback_checks` the wait is what it would be there
+/// (ddi.md 13.4): 0xC4/0x121 with no timeout, 0xC4/0x3B with a nonzero one; P2 = 2, P3 the
+/// object, P4 the timeout pointer (ntsim convention: the callback actually runs at the
+/// caller's IRQL).
+pub fn check_callback_wait(e: &Entry, timeout: Timeout, object: usize, timeout_ptr: u64) {
+    if timeout == Timeout::Poll || !judged_at_dispatch(e) {
+        return;
+    }
+    let (sub, what) = if timeout == Timeout::Infinite {
+        (verifier::WAIT_AT_DISPATCH_INFINITE, "no timeout")
+    } else {
+        (verifier::WAIT_AT_DISPATCH, "a nonzero timeout")
+    };
+    e.bugcheck(
+        code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+        [sub, u64::from(irql::DISPATCH), object as u64, timeout_ptr],
+        format!(
+            "{} with {what} in a KMDF queue callback whose execution level is not \
+             WdfExecutionLevelPassive: KMDF may call it at DISPATCH_LEVEL, where the wait is \
+             invalid (MachineConfig::dispatch_level_callback_checks)",
+            e.ddi
+        ),
+    );
+}
+
 /// The DDIs that may follow a `Wait = TRUE` set/release call (errata 2).
 const FOLLOW_UP_WAITS: [&str; 2] = ["KeWaitForSingleObject", "KeWaitForMultipleObjects"];
 
@@ -314,6 +348,7 @@ export! {
         // SAFETY: the DDI contract makes `Timeout` null or a readable LARGE_INTEGER.
         let timeout = unsafe { self::Timeout::decode(Timeout) };
         check_wait_irql(&e, level, timeout, Object as usize, Timeout as u64);
+        check_callback_wait(&e, timeout, Object as usize, Timeout as u64);
         let object = check_object(&e, Object);
         if let Some(saved) = restore {
             e.set_irql(saved);
@@ -358,6 +393,7 @@ export! {
         // SAFETY: the DDI contract makes `Timeout` null or a readable LARGE_INTEGER.
         let timeout = unsafe { self::Timeout::decode(Timeout) };
         check_wait_irql(&e, level, timeout, Object as usize, Timeout as u64);
+        check_callback_wait(&e, timeout, Object as usize, Timeout as u64);
         let wait_all = match WaitType {
             _WAIT_TYPE::WaitAll => true,
             _WAIT_TYPE::WaitAny => false,
@@ -411,6 +447,15 @@ export! {
             self::Timeout::Until(t) => t,
             self::Timeout::Poll | self::Timeout::Infinite => Instant::now(),
         };
+        if until > Instant::now() && judged_at_dispatch(&e) {
+            e.bugcheck(
+                code::DRIVER_VERIFIER_DETECTED_VIOLATION,
+                [0x0002_000F, u64::from(irql::DISPATCH), 0, 0],
+                "KeDelayExecutionThread with a nonzero interval in a KMDF queue callback whose \
+                 execution level is not WdfExecutionLevelPassive: KMDF may call it at \
+                 DISPATCH_LEVEL (MachineConfig::dispatch_level_callback_checks)",
+            );
+        }
         loop {
             let now = Instant::now();
             if now >= until {

@@ -1,6 +1,8 @@
 //! Device creation: `WdfDeviceInitAssignSDDLString`, `WdfDeviceInitSetIoType`,
 //! `WdfDeviceInitSetExclusive`, `WdfDeviceCreate`, `WdfDeviceCreateDeviceInterface`,
 //! `WdfDeviceGetDefaultQueue`.
+//!
+//! `WdfDeviceInitSetFileObjectConfig` is in `file.rs`.
 
 use wdk_sys::{
     BOOLEAN, GUID, NTSTATUS, PCUNICODE_STRING, PWDFDEVICE_INIT, PWDF_OBJECT_ATTRIBUTES, WDFDEVICE,
@@ -16,9 +18,14 @@ pub(crate) struct InitSettings {
     pub sddl: Option<String>,
     pub io_type: WDF_DEVICE_IO_TYPE,
     pub exclusive: bool,
+    pub file_config: Option<super::file::FileConfig>,
 }
 
-fn with_init(e: &crate::context::Entry, init: PWDFDEVICE_INIT, f: impl FnOnce(&mut InitSettings)) {
+pub(crate) fn with_init(
+    e: &crate::context::Entry,
+    init: PWDFDEVICE_INIT,
+    f: impl FnOnce(&mut InitSettings),
+) {
     check_handle(e, init as usize, "WDFDEVICE_INIT", |k| {
         matches!(k, Kind::DeviceInit(_))
     });
@@ -101,6 +108,7 @@ wdf_export! {
             sddl: settings.sddl,
             interfaces: Vec::new(),
             default_queue: 0,
+            file_config: settings.file_config,
         });
         *init_slot = std::ptr::null_mut();
         // SAFETY: the KMDF contract makes Device a writable WDFDEVICE.

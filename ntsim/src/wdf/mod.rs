@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Condvar, Mutex, MutexGuard, PoisonError},
+    sync::{Mutex, MutexGuard, PoisonError},
 };
 
 use wdk_sys::{PCWDF_OBJECT_CONTEXT_TYPE_INFO, PWDF_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES};
@@ -15,6 +15,7 @@ use wdk_sys::{PCWDF_OBJECT_CONTEXT_TYPE_INFO, PWDF_OBJECT_ATTRIBUTES, WDF_OBJECT
 use crate::{
     bugcheck::{code, wdf as sub},
     context::{self, Ctx, Entry},
+    machine::MachineInner,
 };
 
 /// Defines `ntsim_<Name>` and checks it against `wdk_sys::<PFN>`.
@@ -47,6 +48,7 @@ macro_rules! wdf_export {
 
 pub mod device;
 pub mod driver;
+pub mod file;
 pub mod queue;
 pub mod request;
 pub mod spin_lock;
@@ -59,6 +61,11 @@ pub(crate) enum Kind {
     Device,
     Queue(queue::QueueSettings),
     Request(Box<request::Request>),
+    /// A request after `WdfRequestComplete`: its handle is kept until the host has taken the
+    /// result, so a second completion is told apart from a handle that never existed.
+    CompletedRequest,
+    /// A `WDFFILEOBJECT` (one per open file when the driver asked for file objects).
+    FileObject,
     WaitLock(std::sync::Arc<wait_lock::WaitLock>),
     SpinLock(std::sync::Arc<spin_lock::SpinLockObject>),
 }
@@ -70,14 +77,15 @@ pub(crate) struct Object {
     contexts: Vec<(usize, Box<[u128]>)>,
     cleanup: wdk_sys::PFN_WDF_OBJECT_CONTEXT_CLEANUP,
     destroy: wdk_sys::PFN_WDF_OBJECT_CONTEXT_DESTROY,
+    /// `WDF_OBJECT_ATTRIBUTES.ExecutionLevel` as given (`WdfExecutionLevelInheritFromParent`
+    /// when none were).
+    pub execution_level: wdk_sys::WDF_EXECUTION_LEVEL,
 }
 
 /// The framework objects of a machine, keyed by handle.
 #[derive(Default)]
 pub struct Objects {
     table: Mutex<Table>,
-    /// Signalled when a request completes.
-    pub(crate) completed: Condvar,
 }
 
 #[derive(Default)]
@@ -107,48 +115,120 @@ impl Table {
                 contexts: Vec::new(),
                 cleanup: None,
                 destroy: None,
+                execution_level: INHERIT,
             },
         );
         handle
     }
 }
 
-/// Applies `WDF_OBJECT_ATTRIBUTES` (context type, cleanup/destroy callbacks) to `handle`.
-/// Returns `STATUS_INFO_LENGTH_MISMATCH` for a wrong `Size`.
+const INHERIT: wdk_sys::WDF_EXECUTION_LEVEL =
+    wdk_sys::_WDF_EXECUTION_LEVEL::WdfExecutionLevelInheritFromParent;
+
+/// What ntsim keeps of a `WDF_OBJECT_ATTRIBUTES` (a copy without the driver's pointers, so it
+/// can be stored and applied later, as KMDF does with a device's file-object attributes).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Attributes {
+    cleanup: wdk_sys::PFN_WDF_OBJECT_CONTEXT_CLEANUP,
+    destroy: wdk_sys::PFN_WDF_OBJECT_CONTEXT_DESTROY,
+    execution_level: wdk_sys::WDF_EXECUTION_LEVEL,
+    /// The context type's `UniqueType` (its address), 0 for none.
+    context_type: usize,
+    /// Context size in bytes (the type's, or the override when larger).
+    context_size: usize,
+    /// `ParentObject`, as given.
+    pub parent: usize,
+}
+
+impl Attributes {
+    /// Reads the driver's attributes: `Ok(None)` for `WDF_NO_OBJECT_ATTRIBUTES`,
+    /// `STATUS_INFO_LENGTH_MISMATCH` for a wrong `Size`.
+    pub(crate) fn read(
+        attributes: PWDF_OBJECT_ATTRIBUTES,
+    ) -> Result<Option<Self>, wdk_sys::NTSTATUS> {
+        // SAFETY: the KMDF contract makes `attributes` null (WDF_NO_OBJECT_ATTRIBUTES) or a
+        // readable WDF_OBJECT_ATTRIBUTES.
+        let Some(attributes) = (unsafe { attributes.as_ref() }) else {
+            return Ok(None);
+        };
+        if attributes.Size as usize != std::mem::size_of::<WDF_OBJECT_ATTRIBUTES>() {
+            return Err(wdk_sys::STATUS_INFO_LENGTH_MISMATCH);
+        }
+        let info: PCWDF_OBJECT_CONTEXT_TYPE_INFO = attributes.ContextTypeInfo;
+        // SAFETY: a non-null ContextTypeInfo points to the driver's static type information.
+        let (context_type, context_size) = unsafe { info.as_ref() }.map_or((0, 0), |info| {
+            let unique = if info.UniqueType.is_null() {
+                std::ptr::from_ref(info) as usize
+            } else {
+                info.UniqueType as usize
+            };
+            (unique, info.ContextSize.max(attributes.ContextSizeOverride))
+        });
+        Ok(Some(Self {
+            cleanup: attributes.EvtCleanupCallback,
+            destroy: attributes.EvtDestroyCallback,
+            execution_level: attributes.ExecutionLevel,
+            context_type,
+            context_size,
+            parent: attributes.ParentObject as usize,
+        }))
+    }
+
+    /// Gives `handle` these callbacks, execution level and context.
+    pub(crate) fn apply(&self, machine: &MachineInner, handle: usize) -> wdk_sys::NTSTATUS {
+        let mut table = machine.io.objects.lock();
+        let Some(object) = table.map.get_mut(&handle) else {
+            return wdk_sys::STATUS_INVALID_HANDLE;
+        };
+        object.cleanup = self.cleanup;
+        object.destroy = self.destroy;
+        object.execution_level = self.execution_level;
+        if self.context_type != 0 {
+            let words = self.context_size.div_ceil(16).max(1);
+            object
+                .contexts
+                .push((self.context_type, vec![0_u128; words].into_boxed_slice()));
+        }
+        wdk_sys::STATUS_SUCCESS
+    }
+}
+
+/// Applies `WDF_OBJECT_ATTRIBUTES` (context type, cleanup/destroy callbacks, execution level)
+/// to `handle`. Returns `STATUS_INFO_LENGTH_MISMATCH` for a wrong `Size`.
 pub(crate) fn apply_attributes(
     e: &Entry,
     handle: usize,
     attributes: PWDF_OBJECT_ATTRIBUTES,
 ) -> wdk_sys::NTSTATUS {
-    // SAFETY: the KMDF contract makes `attributes` null (WDF_NO_OBJECT_ATTRIBUTES) or a readable
-    // WDF_OBJECT_ATTRIBUTES.
-    let Some(attributes) = (unsafe { attributes.as_ref() }) else {
-        return wdk_sys::STATUS_SUCCESS;
-    };
-    if attributes.Size as usize != std::mem::size_of::<WDF_OBJECT_ATTRIBUTES>() {
-        return wdk_sys::STATUS_INFO_LENGTH_MISMATCH;
+    match Attributes::read(attributes) {
+        Ok(Some(attributes)) => attributes.apply(&e.machine, handle),
+        Ok(None) => wdk_sys::STATUS_SUCCESS,
+        Err(status) => status,
     }
-    let info: PCWDF_OBJECT_CONTEXT_TYPE_INFO = attributes.ContextTypeInfo;
-    let mut table = e.machine.io.objects.lock();
-    let Some(object) = table.map.get_mut(&handle) else {
-        return wdk_sys::STATUS_INVALID_HANDLE;
-    };
-    object.cleanup = attributes.EvtCleanupCallback;
-    object.destroy = attributes.EvtDestroyCallback;
-    // SAFETY: a non-null ContextTypeInfo points to the driver's static type information.
-    if let Some(info) = unsafe { info.as_ref() } {
-        let unique = if info.UniqueType.is_null() {
-            std::ptr::from_ref(info) as usize
-        } else {
-            info.UniqueType as usize
-        };
-        let size = info.ContextSize.max(attributes.ContextSizeOverride);
-        let words = size.div_ceil(16).max(1);
-        object
-            .contexts
-            .push((unique, vec![0_u128; words].into_boxed_slice()));
-    }
-    wdk_sys::STATUS_SUCCESS
+}
+
+/// The execution level a callback of `handle` gets: its own, else its parent's (`parents`,
+/// nearest first), else `WdfExecutionLevelDispatch`, KMDF's default for the driver object.
+pub(crate) fn execution_level(
+    machine: &MachineInner,
+    chain: &[usize],
+) -> wdk_sys::WDF_EXECUTION_LEVEL {
+    use wdk_sys::_WDF_EXECUTION_LEVEL::{WdfExecutionLevelDispatch, WdfExecutionLevelPassive};
+    let table = machine.io.objects.lock();
+    chain
+        .iter()
+        .filter_map(|h| table.map.get(h).map(|o| o.execution_level))
+        .find(|level| [WdfExecutionLevelPassive, WdfExecutionLevelDispatch].contains(level))
+        .unwrap_or(WdfExecutionLevelDispatch)
+}
+
+/// What KMDF's verifier does where it traces an error and calls `FxVerifierDbgBreakPoint`
+/// (no bug check): ntsim writes the trace to the debug log (the debugger would stop there).
+pub(crate) fn verifier_break(ctx: &Ctx, ddi: &str, message: &str) {
+    ctx.machine.log_line(format!(
+        "ntsim: WDF verifier break in {ddi} ({}): {message}",
+        ctx.describe()
+    ));
 }
 
 /// Bug checks 0x10D/0x4 unless `handle` is a live object for which `accept` holds.

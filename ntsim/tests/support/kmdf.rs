@@ -6,11 +6,49 @@
 use std::ptr;
 
 use ntsim::wdk_sys::{
-    call_unsafe_wdf_function_binding, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_TRI_STATE, DRIVER_OBJECT,
-    GUID, NTSTATUS, PCUNICODE_STRING, PFN_WDF_DRIVER_DEVICE_ADD,
-    PFN_WDF_IO_QUEUE_IO_DEVICE_CONTROL, PWDFDEVICE_INIT, WDFDEVICE, WDFDRIVER, WDFQUEUE,
-    WDF_DRIVER_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_NO_HANDLE, WDF_NO_OBJECT_ATTRIBUTES,
+    call_unsafe_wdf_function_binding, _WDF_EXECUTION_LEVEL, _WDF_FILEOBJECT_CLASS,
+    _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE, DRIVER_OBJECT, GUID,
+    NTSTATUS, PCUNICODE_STRING, PFN_WDF_DEVICE_FILE_CREATE, PFN_WDF_DRIVER_DEVICE_ADD,
+    PFN_WDF_FILE_CLEANUP, PFN_WDF_FILE_CLOSE, PFN_WDF_IO_QUEUE_IO_DEVICE_CONTROL, PWDFDEVICE_INIT,
+    PWDF_OBJECT_ATTRIBUTES, WDFDEVICE, WDFDRIVER, WDFQUEUE, WDF_DRIVER_CONFIG,
+    WDF_FILEOBJECT_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_NO_HANDLE, WDF_NO_OBJECT_ATTRIBUTES,
+    WDF_OBJECT_ATTRIBUTES,
 };
+
+/// The file-object callbacks a test driver registers (`WDF_FILEOBJECT_CONFIG_INIT` with class
+/// `WdfFileObjectWdfCannotUseFsContexts`, so every open gets a `WDFFILEOBJECT`).
+#[derive(Clone, Copy, Default)]
+pub struct FileCallbacks {
+    /// `EvtDeviceFileCreate`.
+    pub create: PFN_WDF_DEVICE_FILE_CREATE,
+    /// `EvtFileCleanup`.
+    pub cleanup: PFN_WDF_FILE_CLEANUP,
+    /// `EvtFileClose`.
+    pub close: PFN_WDF_FILE_CLOSE,
+}
+
+/// `WdfDeviceInitSetFileObjectConfig` with `callbacks`, for a test driver's device-add (before
+/// [`create_device`]).
+pub fn set_file_callbacks(init: PWDFDEVICE_INIT, callbacks: FileCallbacks) {
+    let mut config = WDF_FILEOBJECT_CONFIG {
+        Size: u32::try_from(size_of::<WDF_FILEOBJECT_CONFIG>()).unwrap_or(0),
+        EvtDeviceFileCreate: callbacks.create,
+        EvtFileClose: callbacks.close,
+        EvtFileCleanup: callbacks.cleanup,
+        AutoForwardCleanupClose: _WDF_TRI_STATE::WdfUseDefault,
+        FileObjectClass: _WDF_FILEOBJECT_CLASS::WdfFileObjectWdfCannotUseFsContexts,
+    };
+    // SAFETY: the framework's DeviceInit for the calling device-add callback; a sized config;
+    // no file-object attributes.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitSetFileObjectConfig,
+            init,
+            &raw mut config,
+            WDF_NO_OBJECT_ATTRIBUTES
+        );
+    }
+}
 
 /// `WdfDriverCreate` with `device_add`, for a test driver's `DriverEntry`.
 ///
@@ -43,9 +81,29 @@ pub unsafe fn create_driver(
 /// Creates the device (with `interface` registered, if given) and its parallel default queue
 /// delivering device-control requests to `device_control`, for a test driver's device-add.
 pub fn create_device(
+    init: PWDFDEVICE_INIT,
+    interface: Option<&GUID>,
+    device_control: PFN_WDF_IO_QUEUE_IO_DEVICE_CONTROL,
+) -> NTSTATUS {
+    create_device_with(init, interface, device_control, QueueOptions::default())
+}
+
+/// How [`create_device_with`] makes the default queue.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueueOptions {
+    /// `WdfIoQueueDispatchSequential` instead of parallel.
+    pub sequential: bool,
+    /// `WDF_OBJECT_ATTRIBUTES.ExecutionLevel = WdfExecutionLevelPassive` on the queue (else
+    /// no attributes: the default, `WdfExecutionLevelDispatch` through the device and driver).
+    pub passive: bool,
+}
+
+/// [`create_device`] with the default queue made as `options` say.
+pub fn create_device_with(
     mut init: PWDFDEVICE_INIT,
     interface: Option<&GUID>,
     device_control: PFN_WDF_IO_QUEUE_IO_DEVICE_CONTROL,
+    options: QueueOptions,
 ) -> NTSTATUS {
     let mut device: WDFDEVICE = ptr::null_mut();
     // SAFETY: the framework's DeviceInit for the calling device-add callback; a writable out
@@ -74,20 +132,35 @@ pub fn create_device(
     }
     let mut config = WDF_IO_QUEUE_CONFIG {
         Size: u32::try_from(size_of::<WDF_IO_QUEUE_CONFIG>()).unwrap_or(0),
-        DispatchType: _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel,
+        DispatchType: if options.sequential {
+            _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchSequential
+        } else {
+            _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel
+        },
         PowerManaged: _WDF_TRI_STATE::WdfUseDefault,
         DefaultQueue: 1,
         EvtIoDeviceControl: device_control,
         ..WDF_IO_QUEUE_CONFIG::default()
     };
+    let mut attributes = WDF_OBJECT_ATTRIBUTES {
+        Size: u32::try_from(size_of::<WDF_OBJECT_ATTRIBUTES>()).unwrap_or(0),
+        ExecutionLevel: _WDF_EXECUTION_LEVEL::WdfExecutionLevelPassive,
+        SynchronizationScope: _WDF_SYNCHRONIZATION_SCOPE::WdfSynchronizationScopeInheritFromParent,
+        ..WDF_OBJECT_ATTRIBUTES::default()
+    };
+    let attributes: PWDF_OBJECT_ATTRIBUTES = if options.passive {
+        &raw mut attributes
+    } else {
+        WDF_NO_OBJECT_ATTRIBUTES
+    };
     let mut queue: WDFQUEUE = ptr::null_mut();
-    // SAFETY: a live device, a sized config, a writable out handle.
+    // SAFETY: a live device, a sized config, sized attributes or none, a writable out handle.
     unsafe {
         call_unsafe_wdf_function_binding!(
             WdfIoQueueCreate,
             device,
             &raw mut config,
-            WDF_NO_OBJECT_ATTRIBUTES,
+            attributes,
             &raw mut queue
         )
     }

@@ -438,6 +438,47 @@ assert_layout!(_WDF_PNPPOWER_EVENT_CALLBACKS, size 144, align 8,
 pub type WDF_PNPPOWER_EVENT_CALLBACKS = _WDF_PNPPOWER_EVENT_CALLBACKS;
 pub type PWDF_PNPPOWER_EVENT_CALLBACKS = *mut _WDF_PNPPOWER_EVENT_CALLBACKS;
 
+pub mod _WDF_FILEOBJECT_CLASS {
+    pub type Type = ::core::ffi::c_int;
+    pub const WdfFileObjectInvalid: Type = 0;
+    pub const WdfFileObjectNotRequired: Type = 1;
+    pub const WdfFileObjectWdfCanUseFsContext: Type = 2;
+    pub const WdfFileObjectWdfCanUseFsContext2: Type = 3;
+    pub const WdfFileObjectWdfCannotUseFsContexts: Type = 4;
+    /// `0x80000000` in the header; the enum's type is `int` (MSVC), so bindgen emits it negative.
+    pub const WdfFileObjectCanBeOptional: Type = -2_147_483_648;
+}
+pub use self::_WDF_FILEOBJECT_CLASS::Type as WDF_FILEOBJECT_CLASS;
+pub type PWDF_FILEOBJECT_CLASS = *mut _WDF_FILEOBJECT_CLASS::Type;
+
+pub type EVT_WDF_DEVICE_FILE_CREATE = ::core::option::Option<
+    unsafe extern "C" fn(Device: WDFDEVICE, Request: WDFREQUEST, FileObject: WDFFILEOBJECT),
+>;
+pub type PFN_WDF_DEVICE_FILE_CREATE = EVT_WDF_DEVICE_FILE_CREATE;
+pub type EVT_WDF_FILE_CLOSE =
+    ::core::option::Option<unsafe extern "C" fn(FileObject: WDFFILEOBJECT)>;
+pub type PFN_WDF_FILE_CLOSE = EVT_WDF_FILE_CLOSE;
+pub type EVT_WDF_FILE_CLEANUP =
+    ::core::option::Option<unsafe extern "C" fn(FileObject: WDFFILEOBJECT)>;
+pub type PFN_WDF_FILE_CLEANUP = EVT_WDF_FILE_CLEANUP;
+
+/// File-object callbacks and class of a device (`WdfDeviceInitSetFileObjectConfig`).
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct _WDF_FILEOBJECT_CONFIG {
+    pub Size: ULONG,
+    pub EvtDeviceFileCreate: PFN_WDF_DEVICE_FILE_CREATE,
+    pub EvtFileClose: PFN_WDF_FILE_CLOSE,
+    pub EvtFileCleanup: PFN_WDF_FILE_CLEANUP,
+    pub AutoForwardCleanupClose: WDF_TRI_STATE,
+    pub FileObjectClass: WDF_FILEOBJECT_CLASS,
+}
+assert_layout!(_WDF_FILEOBJECT_CONFIG, size 40, align 8,
+    Size @ 0, EvtDeviceFileCreate @ 8, EvtFileClose @ 16, EvtFileCleanup @ 24,
+    AutoForwardCleanupClose @ 32, FileObjectClass @ 36);
+pub type WDF_FILEOBJECT_CONFIG = _WDF_FILEOBJECT_CONFIG;
+pub type PWDF_FILEOBJECT_CONFIG = *mut _WDF_FILEOBJECT_CONFIG;
+
 // ---------------------------------------------------------------------------------------------
 // wdfrequest.h
 // ---------------------------------------------------------------------------------------------
@@ -858,6 +899,37 @@ pub type PFN_WDFREQUESTSETINFORMATION = ::core::option::Option<
         DriverGlobals: PWDF_DRIVER_GLOBALS,
         Request: WDFREQUEST,
         Information: ULONG_PTR,
+    ),
+>;
+pub type PFN_WDFREQUESTMARKCANCELABLE = ::core::option::Option<
+    unsafe extern "C" fn(
+        DriverGlobals: PWDF_DRIVER_GLOBALS,
+        Request: WDFREQUEST,
+        EvtRequestCancel: PFN_WDF_REQUEST_CANCEL,
+    ),
+>;
+pub type PFN_WDFREQUESTMARKCANCELABLEEX = ::core::option::Option<
+    unsafe extern "C" fn(
+        DriverGlobals: PWDF_DRIVER_GLOBALS,
+        Request: WDFREQUEST,
+        EvtRequestCancel: PFN_WDF_REQUEST_CANCEL,
+    ) -> NTSTATUS,
+>;
+pub type PFN_WDFREQUESTUNMARKCANCELABLE = ::core::option::Option<
+    unsafe extern "C" fn(DriverGlobals: PWDF_DRIVER_GLOBALS, Request: WDFREQUEST) -> NTSTATUS,
+>;
+pub type PFN_WDFREQUESTISCANCELED = ::core::option::Option<
+    unsafe extern "C" fn(DriverGlobals: PWDF_DRIVER_GLOBALS, Request: WDFREQUEST) -> BOOLEAN,
+>;
+pub type PFN_WDFREQUESTGETFILEOBJECT = ::core::option::Option<
+    unsafe extern "C" fn(DriverGlobals: PWDF_DRIVER_GLOBALS, Request: WDFREQUEST) -> WDFFILEOBJECT,
+>;
+pub type PFN_WDFDEVICEINITSETFILEOBJECTCONFIG = ::core::option::Option<
+    unsafe extern "C" fn(
+        DriverGlobals: PWDF_DRIVER_GLOBALS,
+        DeviceInit: PWDFDEVICE_INIT,
+        FileObjectConfig: PWDF_FILEOBJECT_CONFIG,
+        FileObjectAttributes: PWDF_OBJECT_ATTRIBUTES,
     ),
 >;
 pub type PFN_WDFREQUESTGETPARAMETERS = ::core::option::Option<

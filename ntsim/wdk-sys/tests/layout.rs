@@ -10,22 +10,24 @@ use core::mem::{align_of, size_of};
 
 use wdk_sys::{
     call_unsafe_wdf_function_binding, WdfDriverGlobals, _EVENT_TYPE, _KWAIT_REASON, _MODE,
-    _POOL_TYPE, _WAIT_TYPE, _WDF_EXECUTION_LEVEL, _WDF_IO_QUEUE_DISPATCH_TYPE,
-    _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE, APC_LEVEL, BOOLEAN, CCHAR, CLIENT_ID,
-    DEVICE_OBJECT, DISPATCHER_HEADER, DISPATCH_LEVEL, DRIVER_OBJECT, ERESOURCE, EVENT_TYPE,
-    EX_DEFAULT_PUSH_LOCK_FLAGS, EX_RUNDOWN_REF, EX_SPIN_LOCK, FALSE, FAST_MUTEX, FILE_OBJECT,
-    GROUP_AFFINITY, GUID, HIGH_LEVEL, IO_STACK_LOCATION, IO_STATUS_BLOCK, IRP, KAPC, KDPC,
-    KDPC_WATCHDOG_INFORMATION, KEVENT, KGUARDED_MUTEX, KIRQL, KLOCK_QUEUE_HANDLE, KMUTANT, KMUTEX,
-    KPROCESSOR_MODE, KSEMAPHORE, KSPIN_LOCK, KSPIN_LOCK_QUEUE, KTIMER, KWAIT_BLOCK, LARGE_INTEGER,
-    LIST_ENTRY, LONG, LONGLONG, LONG_PTR, NTSTATUS, NT_ERROR, NT_INFORMATION, NT_SUCCESS,
-    NT_WARNING, OBJECT_ATTRIBUTES, OWNER_ENTRY, PASSIVE_LEVEL, PCUNICODE_STRING, PDRIVER_OBJECT,
-    PFAST_MUTEX, PKGUARDED_MUTEX, POOL_FLAGS, POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED,
-    PROCESSOR_NUMBER, PVOID, PWDFDEVICE_INIT, SINGLE_LIST_ENTRY, SIZE_T, SLIST_ENTRY, SLIST_HEADER,
-    STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_INVALID_PARAMETER, STATUS_PENDING,
-    STATUS_REVISION_MISMATCH, STATUS_SUCCESS, STATUS_UNSUCCESSFUL, TRUE, UCHAR, ULONG, ULONG64,
-    ULONGLONG, ULONG_PTR, UNICODE_STRING, USHORT, WCHAR, WDFDRIVER, WDFOBJECT, WDFQUEUE,
-    WDFREQUEST, WDFSPINLOCK, WDFTIMER, WDF_DPC_CONFIG, WDF_DRIVER_CONFIG, WDF_DRIVER_GLOBALS,
-    WDF_DRIVER_VERSION_AVAILABLE_PARAMS, WDF_IO_QUEUE_CONFIG, WDF_NO_HANDLE,
+    _POOL_TYPE, _WAIT_TYPE, _WDF_EXECUTION_LEVEL, _WDF_FILEOBJECT_CLASS,
+    _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE, APC_LEVEL, BOOLEAN,
+    CCHAR, CLIENT_ID, DEVICE_OBJECT, DISPATCHER_HEADER, DISPATCH_LEVEL, DRIVER_OBJECT, ERESOURCE,
+    EVENT_TYPE, EX_DEFAULT_PUSH_LOCK_FLAGS, EX_RUNDOWN_REF, EX_SPIN_LOCK, FALSE, FAST_MUTEX,
+    FILE_OBJECT, GROUP_AFFINITY, GUID, HIGH_LEVEL, IO_STACK_LOCATION, IO_STATUS_BLOCK, IRP, KAPC,
+    KDPC, KDPC_WATCHDOG_INFORMATION, KEVENT, KGUARDED_MUTEX, KIRQL, KLOCK_QUEUE_HANDLE, KMUTANT,
+    KMUTEX, KPROCESSOR_MODE, KSEMAPHORE, KSPIN_LOCK, KSPIN_LOCK_QUEUE, KTIMER, KWAIT_BLOCK,
+    LARGE_INTEGER, LIST_ENTRY, LONG, LONGLONG, LONG_PTR, NTSTATUS, NT_ERROR, NT_INFORMATION,
+    NT_SUCCESS, NT_WARNING, OBJECT_ATTRIBUTES, OWNER_ENTRY, PASSIVE_LEVEL, PCUNICODE_STRING,
+    PDRIVER_OBJECT, PFAST_MUTEX, PFN_WDF_DEVICE_FILE_CREATE, PFN_WDF_FILE_CLEANUP,
+    PFN_WDF_FILE_CLOSE, PFN_WDF_REQUEST_CANCEL, PKGUARDED_MUTEX, POOL_FLAGS, POOL_FLAG_NON_PAGED,
+    POOL_FLAG_PAGED, PROCESSOR_NUMBER, PVOID, PWDFDEVICE_INIT, SINGLE_LIST_ENTRY, SIZE_T,
+    SLIST_ENTRY, SLIST_HEADER, STATUS_BUFFER_TOO_SMALL, STATUS_CANCELLED, STATUS_INVALID_PARAMETER,
+    STATUS_PENDING, STATUS_REVISION_MISMATCH, STATUS_SUCCESS, STATUS_UNSUCCESSFUL, TRUE, UCHAR,
+    ULONG, ULONG64, ULONGLONG, ULONG_PTR, UNICODE_STRING, USHORT, WCHAR, WDFDEVICE, WDFDRIVER,
+    WDFFILEOBJECT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDFSPINLOCK, WDFTIMER, WDF_DPC_CONFIG,
+    WDF_DRIVER_CONFIG, WDF_DRIVER_GLOBALS, WDF_DRIVER_VERSION_AVAILABLE_PARAMS,
+    WDF_FILEOBJECT_CLASS, WDF_FILEOBJECT_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_NO_HANDLE,
     WDF_NO_OBJECT_ATTRIBUTES, WDF_OBJECT_ATTRIBUTES, WDF_OBJECT_CONTEXT_TYPE_INFO,
     WDF_PNPPOWER_EVENT_CALLBACKS, WDF_REQUEST_PARAMETERS, WDF_TIMER_CONFIG, WDF_WORKITEM_CONFIG,
 };
@@ -102,6 +104,7 @@ fn kmdf_structures_have_the_kmdf_1_33_x64_layout() {
         WDF_REQUEST_PARAMETERS => 40, 8;
         WDF_WORKITEM_CONFIG => 24, 8;
         WDF_DPC_CONFIG => 24, 8;
+        WDF_FILEOBJECT_CONFIG => 40, 8;
     }
 }
 
@@ -277,6 +280,72 @@ fn wdf_function_count_is_the_kmdf_1_33_table_size() {
     assert_eq!(wdk_sys::wdf::__private::get_wdf_function_count(), 458);
 }
 
+#[test]
+fn file_object_config_has_the_kmdf_1_33_field_offsets() {
+    // wdfdevice.h: ULONG Size; three callback pointers; WDF_TRI_STATE; WDF_FILEOBJECT_CLASS.
+    assert_eq!(core::mem::offset_of!(WDF_FILEOBJECT_CONFIG, Size), 0);
+    assert_eq!(
+        core::mem::offset_of!(WDF_FILEOBJECT_CONFIG, EvtDeviceFileCreate),
+        8
+    );
+    assert_eq!(
+        core::mem::offset_of!(WDF_FILEOBJECT_CONFIG, EvtFileClose),
+        16
+    );
+    assert_eq!(
+        core::mem::offset_of!(WDF_FILEOBJECT_CONFIG, EvtFileCleanup),
+        24
+    );
+    assert_eq!(
+        core::mem::offset_of!(WDF_FILEOBJECT_CONFIG, AutoForwardCleanupClose),
+        32
+    );
+    assert_eq!(
+        core::mem::offset_of!(WDF_FILEOBJECT_CONFIG, FileObjectClass),
+        36
+    );
+    let config = WDF_FILEOBJECT_CONFIG::default();
+    assert!(config.EvtDeviceFileCreate.is_none() && config.EvtFileCleanup.is_none());
+    assert_eq!(
+        config.FileObjectClass,
+        _WDF_FILEOBJECT_CLASS::WdfFileObjectInvalid
+    );
+}
+
+#[test]
+fn file_object_class_is_an_int_enum_with_the_optional_bit() {
+    assert!(same_type::<WDF_FILEOBJECT_CLASS, i32>());
+    assert_eq!(_WDF_FILEOBJECT_CLASS::WdfFileObjectNotRequired, 1);
+    assert_eq!(
+        _WDF_FILEOBJECT_CLASS::WdfFileObjectWdfCannotUseFsContexts,
+        4
+    );
+    assert_eq!(
+        _WDF_FILEOBJECT_CLASS::WdfFileObjectCanBeOptional.cast_unsigned(),
+        0x8000_0000
+    );
+}
+
+#[test]
+fn cancel_and_file_callbacks_have_the_kmdf_shapes() {
+    assert!(same_type::<
+        PFN_WDF_REQUEST_CANCEL,
+        Option<unsafe extern "C" fn(WDFREQUEST)>,
+    >());
+    assert!(same_type::<
+        PFN_WDF_DEVICE_FILE_CREATE,
+        Option<unsafe extern "C" fn(WDFDEVICE, WDFREQUEST, WDFFILEOBJECT)>,
+    >());
+    assert!(same_type::<
+        PFN_WDF_FILE_CLEANUP,
+        Option<unsafe extern "C" fn(WDFFILEOBJECT)>,
+    >());
+    assert!(same_type::<
+        PFN_WDF_FILE_CLOSE,
+        Option<unsafe extern "C" fn(WDFFILEOBJECT)>,
+    >());
+}
+
 // The macro checks below are type-checked but never called (nothing calls into ntsim here).
 
 #[allow(dead_code)]
@@ -302,6 +371,12 @@ unsafe extern "system" fn driver_entry(
     };
     status
 }
+
+#[allow(dead_code)]
+const extern "C" fn cancel(_request: WDFREQUEST) {}
+
+#[allow(dead_code)]
+const extern "C" fn file_event(_file: WDFFILEOBJECT) {}
 
 #[allow(dead_code)]
 #[allow(
@@ -341,6 +416,42 @@ unsafe fn macro_calls(
     unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockAcquire, spin_lock) };
     // SAFETY: never called.
     unsafe { call_unsafe_wdf_function_binding!(WdfSpinLockRelease, spin_lock,) };
+    // SAFETY: never called.
+    unsafe { call_unsafe_wdf_function_binding!(WdfRequestMarkCancelable, request, Some(cancel)) };
+    // SAFETY: never called.
+    let status: NTSTATUS = unsafe {
+        call_unsafe_wdf_function_binding!(WdfRequestMarkCancelableEx, request, Some(cancel),)
+    };
+    let _ = status == STATUS_CANCELLED;
+    // SAFETY: never called.
+    let status: NTSTATUS =
+        unsafe { call_unsafe_wdf_function_binding!(WdfRequestUnmarkCancelable, request,) };
+    let _ = status;
+    // SAFETY: never called.
+    let canceled: BOOLEAN =
+        unsafe { call_unsafe_wdf_function_binding!(WdfRequestIsCanceled, request) };
+    let _ = canceled;
+    // SAFETY: never called.
+    let file: WDFFILEOBJECT =
+        unsafe { call_unsafe_wdf_function_binding!(WdfRequestGetFileObject, request) };
+    let _ = file;
+    let mut file_config = WDF_FILEOBJECT_CONFIG {
+        Size: ULONG::try_from(size_of::<WDF_FILEOBJECT_CONFIG>()).unwrap_or_default(),
+        EvtFileCleanup: Some(file_event),
+        EvtFileClose: Some(file_event),
+        AutoForwardCleanupClose: _WDF_TRI_STATE::WdfUseDefault,
+        FileObjectClass: _WDF_FILEOBJECT_CLASS::WdfFileObjectWdfCannotUseFsContexts,
+        ..WDF_FILEOBJECT_CONFIG::default()
+    };
+    // SAFETY: never called.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitSetFileObjectConfig,
+            device_init,
+            &raw mut file_config,
+            WDF_NO_OBJECT_ATTRIBUTES
+        );
+    };
     // SAFETY: never called.
     unsafe { call_unsafe_wdf_function_binding!(WdfVerifierDbgBreakPoint) };
     wdk_sys::PAGED_CODE!();
