@@ -19,7 +19,8 @@ Exit status:
   3  device or I/O error
   4  the emulated kernel bugchecked
   5  INCONCLUSIVE: no violation, but nothing showed the run could have failed
-  130  cancelled (Ctrl-C): the figures of the part that ran are printed";
+  130  CANCELLED (Ctrl-C): the figures of the part that ran are printed (1 instead if that
+       part already caught a violation); a second Ctrl-C exits at once";
 
 /// Drive the SyncLab driver: stress NT kernel synchronization primitives and report.
 ///

@@ -121,11 +121,26 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
                 device.close()?;
                 return Err(error.into());
             }
-            let interrupted = cancel_on_ctrl_c(device.canceller());
-            let response = stress(device.as_mut(), &request)?;
+            let ctrl_c = CtrlC::install(device.canceller());
+            eprintln!(
+                "synclab: running {} (Ctrl-C cancels and prints the figures so far)",
+                report::describe_request(&request)
+            );
+            let response = stress(device.as_mut(), &request);
+            let interrupted = ctrl_c.finish();
+            let response = match response {
+                Ok(response) => response,
+                Err(error) if interrupted => {
+                    // Cancelled before the driver had started it: nothing ran, nothing to show.
+                    eprintln!("synclab: cancelled before the run started ({error})");
+                    device.close()?;
+                    return Ok(ExitCode::from(130));
+                }
+                Err(error) => return Err(error),
+            };
             device.close()?;
             report::print_stress(&description, &response, cli.json);
-            if response.cancelled != 0 || interrupted.load(Ordering::Relaxed) {
+            if (response.cancelled != 0 || interrupted) && response.verdict != verdict::FAILURE {
                 return Ok(ExitCode::from(130));
             }
             Ok(match response.verdict {
@@ -137,22 +152,51 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
     }
 }
 
-/// The first Ctrl-C cancels the run in flight (the driver stops it and answers with the figures
-/// so far, which are printed with exit code 130); a second one exits at once with 130.
-fn cancel_on_ctrl_c(cancel: backend::Canceller) -> Arc<AtomicBool> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let seen = Arc::clone(&interrupted);
-    let installed = ctrlc::set_handler(move || {
-        if seen.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+/// The client's Ctrl-C handling for one run.
+///
+/// The first Ctrl-C cancels the run in flight: the driver stops it and answers with the figures
+/// so far, which are printed with exit code 130. Until the run has returned, the cancel is
+/// repeated every 10 ms, so a Ctrl-C that comes before the request reaches the driver still
+/// stops it. A second Ctrl-C exits at once with 130.
+struct CtrlC {
+    interrupted: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
+}
+
+impl CtrlC {
+    fn install(cancel: backend::Canceller) -> Self {
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(AtomicBool::new(false));
+        let (seen, done) = (Arc::clone(&interrupted), Arc::clone(&finished));
+        let cancel = Arc::new(cancel);
+        let installed = ctrlc::set_handler(move || {
+            if seen.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("synclab: cancelling the run (Ctrl-C again to quit at once)");
+            let (cancel, done) = (Arc::clone(&cancel), Arc::clone(&done));
+            // Off the handler's thread, so that a second Ctrl-C is still seen.
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    cancel();
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            });
+        });
+        if let Err(error) = installed {
+            eprintln!("synclab: warning: Ctrl-C will not cancel the run: {error}");
         }
-        eprintln!("synclab: cancelling the run (Ctrl-C again to quit at once)");
-        cancel();
-    });
-    if let Err(error) = installed {
-        eprintln!("synclab: warning: Ctrl-C will not cancel the run: {error}");
+        Self {
+            interrupted,
+            finished,
+        }
     }
-    interrupted
+
+    /// The run has returned: stops cancelling; whether Ctrl-C was pressed.
+    fn finish(self) -> bool {
+        self.finished.store(true, Ordering::SeqCst);
+        self.interrupted.load(Ordering::SeqCst)
+    }
 }
 
 fn main() -> ExitCode {

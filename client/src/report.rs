@@ -5,7 +5,7 @@ use synclab_protocol::{
     primitive::{context, PrimitiveInfo, REGISTRY},
     wire::{
         histogram_upper_ns, inconclusive, kernel, role, verdict, worker_kind, InfoResponse,
-        StressResponse, WorkerStats, FLAG_APC_LEVEL, FLAG_BUSTED, FLAG_DPC,
+        StressRequest, StressResponse, WorkerStats, FLAG_APC_LEVEL, FLAG_BUSTED, FLAG_DPC,
     },
     Primitive,
 };
@@ -308,6 +308,45 @@ const fn role_name(r: u32) -> &'static str {
     }
 }
 
+/// The verdict shown: a cancelled run that caught no violation is CANCELLED (the part that ran
+/// proves nothing either way); one that did is still FAILURE.
+const fn shown_verdict(r: &StressResponse) -> &'static str {
+    if r.cancelled != 0 && r.verdict != verdict::FAILURE {
+        "CANCELLED"
+    } else {
+        verdict_name(r.verdict)
+    }
+}
+
+/// One line naming a request's primitive, variant, workers and length, for the client's
+/// "running" notice.
+#[must_use]
+pub fn describe_request(q: &StressRequest) -> String {
+    let primitive = Primitive::from_id(q.primitive);
+    let name = primitive.map_or("?", Primitive::name);
+    let variant = primitive
+        .and_then(|p| p.info().variant(q.variant))
+        .map_or("?", |v| v.name);
+    let length = if q.iterations == 0 {
+        format!("{} ms", q.duration_ms)
+    } else {
+        format!(
+            "{} acquisitions per worker, at most {} ms",
+            q.iterations, q.duration_ms
+        )
+    };
+    format!(
+        "{name}/{variant}: {} writers, {} readers{}, {length}",
+        q.writers,
+        q.readers,
+        if q.flags & FLAG_DPC != 0 {
+            ", DPCs"
+        } else {
+            ""
+        }
+    )
+}
+
 const fn verdict_name(v: u32) -> &'static str {
     match v {
         verdict::SUCCESS => "SUCCESS",
@@ -511,7 +550,7 @@ fn print_stress_json(device: &str, emulated: bool, r: &StressResponse) {
                 mean_wait_ns: w.total_wait_ns.checked_div(w.acquisitions).unwrap_or(0),
             })
             .collect(),
-        verdict: verdict_name(r.verdict),
+        verdict: shown_verdict(r),
         reason: reason(r),
         cancelled: r.cancelled != 0,
     };
@@ -620,7 +659,7 @@ fn print_stress_table(device: &str, emulated: bool, r: &StressResponse) {
         println!("cancelled: the run was stopped early; these figures are the part that ran");
     }
     println!("{line}");
-    println!("End of test: {}", verdict_name(r.verdict));
+    println!("End of test: {}", shown_verdict(r));
 }
 
 #[allow(clippy::cast_precision_loss, reason = "display only")]

@@ -1,8 +1,12 @@
 //! The `synclab` binary end to end on the host backend (the driver in an in-process ntsim
-//! machine): the registry listing, JSON output, verdicts and exit codes.
+//! machine): the registry listing, JSON output, verdicts and exit codes, and Ctrl-C.
 #![cfg(not(windows))] // On Windows the binary talks to the installed driver instead.
 
-use std::process::{Command, Output};
+use std::{
+    io::{BufRead, BufReader, Read},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
 
 use serde_json::Value;
 use synclab_protocol::primitive::REGISTRY;
@@ -303,4 +307,91 @@ fn info_json_reports_the_emulated_kernel() {
     assert_eq!(v["processors"], 3);
     assert_eq!(v["timestamp_frequency"], 10_000_000);
     assert_eq!(v["abi_version"], 2);
+}
+
+/// Starts a one-minute run, sends SIGINT (Ctrl-C) once it is under way, and returns the
+/// client's output and how long it took to exit after the signal.
+fn interrupted_run(extra: &[&str]) -> (Output, Duration) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synclab"))
+        .args([
+            "run",
+            "spinlock",
+            "--dpc",
+            "--cpus",
+            "4",
+            "--duration-ms",
+            "60000",
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the synclab binary starts");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("a first line");
+    assert!(line.contains("running spinlock/raise"), "{line}");
+    // The request is on its way to the driver; let the run get going.
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let mut output = child.wait_with_output().expect("the client exits");
+    let took = signalled.elapsed();
+    output.stderr = line.into_bytes();
+    stderr
+        .read_to_end(&mut output.stderr)
+        .expect("the rest of stderr");
+    (output, took)
+}
+
+#[test]
+fn ctrl_c_cancels_a_long_run_which_prints_its_partial_figures_and_exits_130() {
+    let (output, took) = interrupted_run(&[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{stdout}\n{}",
+        stderr(&output)
+    );
+    assert!(
+        took <= Duration::from_secs(1),
+        "exited {took:?} after SIGINT"
+    );
+    assert!(stderr(&output).contains("cancelling the run"));
+    assert!(stdout.contains("Total: "), "{stdout}");
+    assert!(
+        stdout.contains("cancelled: the run was stopped early"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.trim_end().ends_with("End of test: CANCELLED"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn ctrl_c_json_says_cancelled_with_the_figures_of_the_part_that_ran() {
+    let (output, took) = interrupted_run(&["--json"]);
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(
+        took <= Duration::from_secs(1),
+        "exited {took:?} after SIGINT"
+    );
+    let value = json(&output);
+    assert_eq!(value["verdict"], "CANCELLED");
+    assert_eq!(value["cancelled"], true);
+    assert!(value["totals"]["acquisitions"].as_u64().expect("a count") > 0);
+    assert_eq!(value["parameters"]["duration_ms"], 60_000, "what was asked");
+    let ran = value["totals"]["elapsed_ns"]
+        .as_u64()
+        .expect("how long it ran");
+    assert!(
+        (250_000_000..10_000_000_000).contains(&ran),
+        "the part that ran: {ran} ns"
+    );
 }

@@ -4,9 +4,9 @@ use core::ptr;
 
 use wdk_sys::{
     call_unsafe_wdf_function_binding, _WDF_DEVICE_IO_TYPE, _WDF_EXECUTION_LEVEL,
-    _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE, GUID, NTSTATUS,
-    PWDFDEVICE_INIT, ULONG, UNICODE_STRING, WDFDEVICE, WDFDRIVER, WDFQUEUE, WDF_IO_QUEUE_CONFIG,
-    WDF_OBJECT_ATTRIBUTES,
+    _WDF_FILEOBJECT_CLASS, _WDF_IO_QUEUE_DISPATCH_TYPE, _WDF_SYNCHRONIZATION_SCOPE, _WDF_TRI_STATE,
+    GUID, NTSTATUS, PWDFDEVICE_INIT, ULONG, UNICODE_STRING, WDFDEVICE, WDFDRIVER, WDFQUEUE,
+    WDF_FILEOBJECT_CONFIG, WDF_IO_QUEUE_CONFIG, WDF_OBJECT_ATTRIBUTES,
 };
 
 /// `SDDL_DEVOBJ_SYS_ALL_ADM_ALL`: only SYSTEM and Administrators may open the device.
@@ -28,8 +28,11 @@ static SDDL_UTF16: [u16; SDDL_LEN] = {
 #[allow(clippy::cast_possible_truncation, reason = "asserted below")]
 const WDF_OBJECT_ATTRIBUTES_SIZE: ULONG = core::mem::size_of::<WDF_OBJECT_ATTRIBUTES>() as ULONG;
 #[allow(clippy::cast_possible_truncation, reason = "asserted below")]
+const WDF_FILEOBJECT_CONFIG_SIZE: ULONG = core::mem::size_of::<WDF_FILEOBJECT_CONFIG>() as ULONG;
+#[allow(clippy::cast_possible_truncation, reason = "asserted below")]
 const WDF_IO_QUEUE_CONFIG_SIZE: ULONG = core::mem::size_of::<WDF_IO_QUEUE_CONFIG>() as ULONG;
 const _: () = assert!(core::mem::size_of::<WDF_IO_QUEUE_CONFIG>() < 0x1_0000);
+const _: () = assert!(core::mem::size_of::<WDF_FILEOBJECT_CONFIG>() < 0x1_0000);
 const _: () = assert!(SDDL_LEN * 2 < 0x1_0000);
 
 /// The device interface GUID, from the protocol crate.
@@ -59,8 +62,8 @@ fn check(status: NTSTATUS, what: &str) -> Result<(), NTSTATUS> {
     }
 }
 
-/// Creates the device (SDDL for SYSTEM and Administrators only, buffered I/O), registers the
-/// device interface, and creates the parallel default queue. IRQL: `PASSIVE_LEVEL`.
+/// Creates the device (SDDL for SYSTEM and Administrators only, buffered I/O, a cleanup callback
+/// for its file objects), registers the device interface, and creates the parallel default queue. IRQL: `PASSIVE_LEVEL`.
 pub extern "C" fn evt_device_add(_driver: WDFDRIVER, device_init: PWDFDEVICE_INIT) -> NTSTATUS {
     wdk::paged_code!();
     match add(device_init) {
@@ -97,6 +100,25 @@ fn add(mut device_init: PWDFDEVICE_INIT) -> Result<(), NTSTATUS> {
             WdfDeviceInitSetIoType,
             device_init,
             _WDF_DEVICE_IO_TYPE::WdfDeviceIoBuffered
+        );
+    }
+    // What WDF_FILEOBJECT_CONFIG_INIT sets, with EvtFileCleanup: closing a handle stops its runs.
+    let mut file_config = WDF_FILEOBJECT_CONFIG {
+        Size: WDF_FILEOBJECT_CONFIG_SIZE,
+        EvtDeviceFileCreate: None,
+        EvtFileClose: None,
+        EvtFileCleanup: Some(crate::runs::evt_file_cleanup),
+        AutoForwardCleanupClose: _WDF_TRI_STATE::WdfUseDefault,
+        FileObjectClass: _WDF_FILEOBJECT_CLASS::WdfFileObjectWdfCannotUseFsContexts,
+    };
+    // SAFETY: `device_init` is still the framework's WDFDEVICE_INIT (not yet consumed); the
+    // config is a valid, sized local the framework copies; no file-object attributes.
+    unsafe {
+        call_unsafe_wdf_function_binding!(
+            WdfDeviceInitSetFileObjectConfig,
+            device_init,
+            &raw mut file_config,
+            ptr::null_mut()
         );
     }
     let mut attributes = object_attributes();

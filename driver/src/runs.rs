@@ -6,6 +6,16 @@
 //! with the request pending. The control thread runs the test, writes the response, completes
 //! the request and marks its slot done. Nothing else ever completes a run's request.
 //!
+//! Every run's request is cancelable (`WdfRequestMarkCancelableEx`) from before its thread
+//! starts until the thread completes it. `EvtRequestCancel` ([`evt_request_cancel`], which may
+//! run at `DISPATCH_LEVEL`) only sets the run's stop flag: the run ends within a hold slice and a
+//! DPC batch, and the control thread completes the request with `STATUS_SUCCESS` and a response
+//! that says it was cancelled, with the partial figures (`METHOD_BUFFERED` copies nothing back
+//! under an error status). Closing the handle (`EvtFileCleanup`, [`evt_file_cleanup`]) stops the
+//! file's runs too; as nobody is left to read them, those complete with `STATUS_CANCELLED` and
+//! no figures. `CloseHandle` cancels nothing by itself: KMDF only flushes requests still in its
+//! queues, so the driver must end its own at cleanup.
+//!
 //! The table lives in the default queue's framework context (zeroed memory, all atomics), so it
 //! belongs to this device instance. Teardown is safe by construction: a slot's thread object
 //! stays referenced until somebody has waited on it — the next run that needs the slot, or the
@@ -15,13 +25,13 @@
 
 use core::{
     ffi::c_void,
-    sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering},
+    sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering},
 };
 
 use synclab_protocol::limits::MAX_CONCURRENT_RUNS;
 use wdk_sys::{
-    call_unsafe_wdf_function_binding, NTSTATUS, PCWDF_OBJECT_CONTEXT_TYPE_INFO, PVOID, WDFOBJECT,
-    WDFQUEUE, WDFREQUEST, WDF_OBJECT_CONTEXT_TYPE_INFO,
+    call_unsafe_wdf_function_binding, NTSTATUS, PCWDF_OBJECT_CONTEXT_TYPE_INFO, PVOID,
+    WDFFILEOBJECT, WDFOBJECT, WDFQUEUE, WDFREQUEST, WDF_OBJECT_CONTEXT_TYPE_INFO,
 };
 
 use crate::{
@@ -44,6 +54,30 @@ struct Slot {
     thread: AtomicPtr<c_void>,
     /// Set to stop the run early (cancel, cleanup); the engine polls it.
     stop: AtomicBool,
+    /// The run's request (a `WDFREQUEST`'s address) from before it is marked cancelable until
+    /// its cancelability is settled; 0 otherwise. `EvtRequestCancel` finds the run by it.
+    request: AtomicUsize,
+    /// The `WDFFILEOBJECT` the request was issued on (its address; 0 for none).
+    file: AtomicUsize,
+    /// The handle is gone (`EvtFileCleanup`): complete with `STATUS_CANCELLED`, no figures.
+    orphaned: AtomicBool,
+    /// `EvtRequestCancel` has done all it does with this slot.
+    cancel_done: AtomicBool,
+}
+
+impl Slot {
+    /// Makes the run's request non-cancelable again, so that it may be completed: when
+    /// `WdfRequestUnmarkCancelable` says its `EvtRequestCancel` has been or is being called,
+    /// waits until that callback has finished with the slot (it only sets two flags, so this is
+    /// short). Then the slot forgets the request. `PASSIVE_LEVEL`.
+    fn settle(&self, request: WDFREQUEST) {
+        if request::unmark_cancelable(request).is_err() {
+            while !self.cancel_done.load(Ordering::Acquire) {
+                crate::kernel::time::sleep_ms(1);
+            }
+        }
+        self.request.store(0, Ordering::Release);
+    }
 }
 
 /// The device's runs. Valid when zeroed: framework context memory is zeroed before use.
@@ -77,11 +111,12 @@ impl Runs {
         }
     }
 
-    /// Starts `setup` on a control thread that will complete `request`. `PASSIVE_LEVEL` (the
-    /// queue runs its callbacks at `PASSIVE_LEVEL`).
+    /// Starts `setup` on a control thread that will complete `request`, which is cancelable
+    /// from now on. `PASSIVE_LEVEL` (the queue runs its callbacks at `PASSIVE_LEVEL`).
     ///
     /// # Errors
-    /// `STATUS_DEVICE_BUSY` when [`MAX_CONCURRENT_RUNS`] runs are in flight; pool or thread
+    /// `STATUS_DEVICE_BUSY` when [`MAX_CONCURRENT_RUNS`] runs are in flight; `STATUS_CANCELLED`
+    /// when the request was cancelled before it could be marked cancelable; pool or thread
     /// creation failures. The request is then still the caller's to complete.
     pub fn start(&self, request: WDFREQUEST, setup: Setup) -> Result<(), NTSTATUS> {
         self.reap();
@@ -96,6 +131,18 @@ impl Runs {
             return Err(wdk_sys::STATUS_DEVICE_BUSY);
         };
         let slot = &self.slots[index];
+        slot.stop.store(false, Ordering::Relaxed);
+        slot.orphaned.store(false, Ordering::Relaxed);
+        slot.cancel_done.store(false, Ordering::Relaxed);
+        slot.file
+            .store(request::file_object(request) as usize, Ordering::Relaxed);
+        slot.request.store(request as usize, Ordering::Release);
+        if let Err(status) = request::mark_cancelable(request, evt_request_cancel) {
+            // Cancelled already: the callback will not run, and the caller completes it.
+            slot.request.store(0, Ordering::Relaxed);
+            slot.state.store(FREE, Ordering::Release);
+            return Err(status);
+        }
         let control = match pool::try_pin(Control {
             request,
             setup,
@@ -104,6 +151,7 @@ impl Runs {
         }) {
             Ok(control) => control,
             Err(status) => {
+                slot.settle(request);
                 slot.state.store(FREE, Ordering::Release);
                 return Err(status);
             }
@@ -123,10 +171,42 @@ impl Runs {
             Err(status) => {
                 // SAFETY: the thread was not created, so `raw` is still only ours.
                 drop(unsafe { alloc::boxed::Box::from_raw(raw) });
+                slot.settle(request);
                 slot.state.store(FREE, Ordering::Release);
                 Err(status)
             }
         }
+    }
+
+    /// `EvtRequestCancel` of the run whose request is `request`: asks it to stop. Any IRQL <=
+    /// `DISPATCH_LEVEL`; touches atomics only.
+    fn cancel(&self, request: WDFREQUEST) -> bool {
+        let Some(slot) = self
+            .slots
+            .iter()
+            .find(|s| s.request.load(Ordering::Acquire) == request as usize)
+        else {
+            return false;
+        };
+        slot.stop.store(true, Ordering::Release);
+        slot.cancel_done.store(true, Ordering::Release);
+        true
+    }
+
+    /// `EvtFileCleanup` of `file`: its runs stop and, their handle gone, will complete with
+    /// `STATUS_CANCELLED` and no figures. Any IRQL <= `DISPATCH_LEVEL`; touches atomics only.
+    fn orphan(&self, file: WDFFILEOBJECT) -> usize {
+        let mut stopped = 0;
+        for slot in &self.slots {
+            if slot.state.load(Ordering::Acquire) == RUNNING
+                && slot.file.load(Ordering::Acquire) == file as usize
+            {
+                slot.orphaned.store(true, Ordering::Release);
+                slot.stop.store(true, Ordering::Release);
+                stopped += 1;
+            }
+        }
+        stopped
     }
 
     /// Asks every run to stop and waits for every control thread: the queue's cleanup, at
@@ -164,12 +244,17 @@ unsafe extern "C" fn control_main(context: PVOID) {
     let runs = unsafe { &*control.runs };
     let slot = &runs.slots[control.slot];
     let outcome = crate::stress::run_to_completion(&control.setup, &slot.stop);
-    let (status, bytes) = match outcome {
-        Ok(response) => match request::write_output(control.request, &*response) {
-            Ok(bytes) => (wdk_sys::STATUS_SUCCESS, bytes),
+    slot.settle(control.request);
+    let (status, bytes) = if slot.orphaned.load(Ordering::Acquire) {
+        (wdk_sys::STATUS_CANCELLED, 0)
+    } else {
+        match outcome {
+            Ok(response) => match request::write_output(control.request, &*response) {
+                Ok(bytes) => (wdk_sys::STATUS_SUCCESS, bytes),
+                Err(status) => (status, 0),
+            },
             Err(status) => (status, 0),
-        },
-        Err(status) => (status, 0),
+        }
     };
     request::complete(control.request, status, bytes);
     drop(control);
@@ -232,4 +317,31 @@ pub fn with_runs<R>(queue: WDFQUEUE, f: impl FnOnce(&Runs) -> R) -> Result<R, NT
 /// waits for every control thread before the context is freed. `PASSIVE_LEVEL`.
 pub extern "C" fn evt_queue_cleanup(queue: WDFOBJECT) {
     let _ = with_runs(queue.cast(), Runs::stop_all);
+}
+
+/// A run's `EvtRequestCancel` (`CancelIoEx`, or the I/O manager cancelling the caller's thread's
+/// I/O): sets the run's stop flag and nothing else; the control thread completes the request.
+/// IRQL <= `DISPATCH_LEVEL` (`PASSIVE_LEVEL` for this driver's passive queue).
+unsafe extern "C" fn evt_request_cancel(request: WDFREQUEST) {
+    let found = with_runs(request::queue(request), |runs| runs.cancel(request));
+    if found != Ok(true) {
+        wdk::println!("synclab: EvtRequestCancel for a request that is not a run's");
+    }
+}
+
+/// The device's `EvtFileCleanup`: the last handle to `file` is closed, so its runs stop.
+///
+/// They complete with `STATUS_CANCELLED` (the framework only flushes requests still in its
+/// queues; the ones the driver owns are its to end). `PASSIVE_LEVEL`.
+///
+/// # Safety
+/// Called by the framework only, with the live file object being cleaned up.
+pub unsafe extern "C" fn evt_file_cleanup(file: WDFFILEOBJECT) {
+    // SAFETY: `file` is the live file object of this cleanup callback (the function's contract).
+    let device = unsafe { call_unsafe_wdf_function_binding!(WdfFileObjectGetDevice, file) };
+    // SAFETY: `device` is this driver's live device, which owns the file object.
+    let queue = unsafe { call_unsafe_wdf_function_binding!(WdfDeviceGetDefaultQueue, device) };
+    if let Ok(stopped @ 1..) = with_runs(queue, |runs| runs.orphan(file)) {
+        wdk::println!("synclab: handle closed: {stopped} run(s) of it stop, their figures unread");
+    }
 }

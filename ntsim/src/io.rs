@@ -363,6 +363,27 @@ fn close_file(ctx: &Ctx, id: u64) {
     ctx.machine.notify();
 }
 
+/// Device removal (`IRP_MN_REMOVE_DEVICE`), which comes before an unload: KMDF stops and purges
+/// its queues (`EvtIoStop` on power-managed ones, cancel of the driver-cancelable requests);
+/// the caller then waits for every request to complete.
+fn remove_device(machine: &Arc<MachineInner>) -> Result<(), IoError> {
+    let outstanding: Vec<Arc<Irp>> = machine
+        .io
+        .lock()
+        .files
+        .values()
+        .flat_map(|f| f.outstanding.iter().cloned())
+        .collect();
+    if !outstanding.is_empty() {
+        on_kernel_thread(machine, "PnP manager (IRP_MN_REMOVE_DEVICE)", move |ctx| {
+            for irp in &outstanding {
+                irp::remove(ctx, irp);
+            }
+        })?;
+    }
+    Ok(())
+}
+
 /// Describes the files not yet closed and their outstanding requests.
 fn describe_open_files(machine: &MachineInner) -> String {
     let io = machine.io.lock();
@@ -797,8 +818,10 @@ impl Machine {
 
     /// Closes a handle (`CloseHandle`) in Windows' two steps. Cleanup (`IRP_MJ_CLEANUP`, the
     /// handle's last reference is gone) runs now, on the caller's thread: the driver's
-    /// `EvtFileCleanup`, then the file's outstanding requests are canceled as by
-    /// [`Self::cancel_io`]. Close (`IRP_MJ_CLOSE`: `EvtFileClose`, then the `WDFFILEOBJECT` is
+    /// `EvtFileCleanup`, then the file's requests still waiting in a framework queue are canceled
+    /// (KMDF's `FlushAllQueuesByFileObject`). Requests the driver already owns are not canceled
+    /// and their cancel flag stays clear: as on Windows, where `CloseHandle` cancels nothing
+    /// itself, completing them is up to the driver's `EvtFileCleanup`. Close (`IRP_MJ_CLOSE`: `EvtFileClose`, then the `WDFFILEOBJECT` is
     /// deleted) follows once every request of the file has completed: at once if none is left,
     /// else on a thread of its own after the last completion. Requests on the handle afterwards
     /// fail with `STATUS_INVALID_HANDLE`.
@@ -829,7 +852,7 @@ impl Machine {
                 config.cleanup(ctx, object);
             }
             for irp in &outstanding {
-                irp::cancel(ctx, irp);
+                irp::flush_if_queued(irp);
             }
             let close_now = {
                 let mut io = ctx.machine.io.lock();
@@ -855,8 +878,12 @@ impl Machine {
     ///
     ///
     /// Unload is refused while a handle is open. A request still outstanding (on a handle
-    /// already closed) keeps the device and driver referenced: unload waits for it to complete
-    /// and for the file's close, within the hang budget.
+    /// already closed) keeps the device and driver referenced. The device is removed first
+    /// (`IRP_MN_REMOVE_DEVICE`), as `PnP` does before an unload: KMDF stops and purges its
+    /// queues, so requests still queued complete with `STATUS_CANCELLED`, a power-managed
+    /// queue's `EvtIoStop` is called for each request the driver owns, and the requests still
+    /// marked cancelable are canceled. Then unload waits for every request to complete and for
+    /// the file's close, within the hang budget.
     ///
     /// # Errors
     /// [`IoError::Usage`] with handles still open or no driver; [`IoError::Host`] on a bug
@@ -874,6 +901,7 @@ impl Machine {
                 ));
             }
         }
+        remove_device(&machine)?;
         machine.wait_host_for(
             || {
                 format!(

@@ -246,6 +246,39 @@ pub fn release(machine: &MachineInner, irp: &Irp) {
     }
 }
 
+/// Cancels `irp` only if it still waits in a framework queue, not yet presented to the
+/// driver: what KMDF's cleanup does for the file being closed
+/// (`FxPkgIo::FlushAllQueuesByFileObject`, after `EvtFileCleanup`). A request the driver already
+/// owns is left alone: completing it is the driver's business in `EvtFileCleanup`, and nothing
+/// sets its cancel flag.
+pub fn flush_if_queued(irp: &Irp) {
+    let serial = {
+        let mut state = irp.lock();
+        if !matches!(state.stage, Stage::Pending) {
+            return;
+        }
+        // Under the request's lock, so it cannot be presented in between: `present` sees the
+        // flag and completes it with STATUS_CANCELLED instead.
+        state.cancel = true;
+        state.waiting_in.clone()
+    };
+    if let Some(serial) = serial {
+        serial.wake();
+    }
+}
+
+/// Device removal (`IRP_MN_REMOVE_DEVICE`) for an outstanding request: one still waiting in a
+/// queue is completed with `STATUS_CANCELLED`; one the driver owns is stopped and purged as
+/// KMDF does ([`wdf::request::stop_for_removal`]).
+pub fn remove(ctx: &Ctx, irp: &Irp) {
+    let stage = irp.lock().stage;
+    match stage {
+        Stage::Pending => flush_if_queued(irp),
+        Stage::Presented(handle) => wdf::request::stop_for_removal(ctx, handle),
+        Stage::Completed(_) => {}
+    }
+}
+
 /// `IoCancelIrp`: sets `Irp->Cancel`; a request waiting in a queue is completed with
 /// `STATUS_CANCELLED` by the framework; a request the driver marked cancelable has its
 /// `EvtRequestCancel` called (on this context); any other request is only flagged.

@@ -53,8 +53,9 @@ pub struct MachineConfig {
     /// `DISPATCH_LEVEL`, where KMDF may call them: a blocking `KeWaitFor…` (0xC4/0x121 without a
     /// timeout, 0xC4/0x3B with a nonzero one), a `KeDelayExecutionThread` with a nonzero
     /// interval (0xC4/0x2000F) or a `PsCreateSystemThread` (0xC4/0x2001C) in one is reported
-    /// with P2 = 2 (ntsim convention: ntsim itself runs them at the caller's IRQL). Off by
-    /// default.
+    /// with P2 = 2 (ntsim convention: ntsim itself runs them at the caller's IRQL). On by
+    /// default, as such a callback is a bug on Windows whenever KMDF calls it at
+    /// `DISPATCH_LEVEL`; turn it off only to study something else in a driver that has it.
     pub dispatch_level_callback_checks: bool,
 }
 
@@ -70,7 +71,7 @@ impl Default for MachineConfig {
             stack_size: 512 * 1024,
             echo_debug_output: false,
             deadlock_detection: true,
-            dispatch_level_callback_checks: false,
+            dispatch_level_callback_checks: true,
         }
     }
 }

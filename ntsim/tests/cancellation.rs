@@ -89,6 +89,10 @@ static CANCEL_ENTERED: AtomicBool = AtomicBool::new(false);
 static UNMARKED: AtomicBool = AtomicBool::new(false);
 /// The request the timer's DPC completes.
 static TIMED: AtomicUsize = AtomicUsize::new(0);
+/// The queue that delivered the last request (`WdfRequestGetIoQueue`).
+static QUEUE: AtomicUsize = AtomicUsize::new(0);
+/// What cleanup found through `WdfFileObjectGetDevice` and `WdfDeviceGetDefaultQueue`.
+static QUEUE_OF_FILE: AtomicUsize = AtomicUsize::new(0);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -108,6 +112,8 @@ fn exclusive() -> MutexGuard<'static, ()> {
         flag.store(false, Ordering::SeqCst);
     }
     TIMED.store(0, Ordering::SeqCst);
+    QUEUE.store(0, Ordering::SeqCst);
+    QUEUE_OF_FILE.store(0, Ordering::SeqCst);
     turn
 }
 
@@ -143,8 +149,29 @@ extern "C" fn device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS 
     support::kmdf::create_device(init, Some(&INTERFACE), Some(device_control))
 }
 
+/// Records the cleanup, then does what a driver must at cleanup: completes the requests of this
+/// file that it parked cancelable (unmarked first; one whose cancel routine won the race is
+/// completed there). The plain parked ones wait for `FINISH`.
 extern "C" fn file_cleanup(file: WDFFILEOBJECT) {
     record(Event::Cleanup(file as usize));
+    // SAFETY: the live file object of this cleanup.
+    let device = unsafe { call_unsafe_wdf_function_binding!(WdfFileObjectGetDevice, file) };
+    // SAFETY: the live device the file object was opened on.
+    let queue = unsafe { call_unsafe_wdf_function_binding!(WdfDeviceGetDefaultQueue, device) };
+    QUEUE_OF_FILE.store(queue as usize, Ordering::SeqCst);
+    let mine: Vec<usize> = {
+        let mut cancelable = lock(&CANCELABLE);
+        let (mine, others) = cancelable
+            .drain(..)
+            .partition(|&r| file_object(r) == file as usize);
+        *cancelable = others;
+        mine
+    };
+    for request in mine {
+        if unmark_cancelable(request) == STATUS_SUCCESS {
+            complete(request, STATUS_CANCELLED, 0);
+        }
+    }
 }
 
 extern "C" fn file_close(file: WDFFILEOBJECT) {
@@ -240,12 +267,13 @@ fn echo(request: usize, in_len: usize, out_len: usize) {
 }
 
 extern "C" fn device_control(
-    _queue: WDFQUEUE,
+    queue: WDFQUEUE,
     request: WDFREQUEST,
     out_len: usize,
     in_len: usize,
     code: u32,
 ) {
+    QUEUE.store(queue as usize, Ordering::SeqCst);
     let request = request as usize;
     record(Event::Issued {
         request,
@@ -584,7 +612,7 @@ fn completing_a_request_still_marked_cancelable_is_0x10d_0x6() {
 }
 
 #[test]
-fn cleanup_cancels_the_files_requests_and_evt_file_close_follows_the_last_completion() {
+fn close_cancels_nothing_the_driver_owns_and_evt_file_close_follows_the_last_completion() {
     let _turn = exclusive();
     let machine = loaded();
     let file = overlapped(&machine);
@@ -596,18 +624,23 @@ fn cleanup_cancels_the_files_requests_and_evt_file_close_follows_the_last_comple
     };
     assert_ne!(object, 0, "WdfRequestGetFileObject gives the WDFFILEOBJECT");
     machine.try_close(file).expect("CloseHandle");
-    // Cleanup ran on the closing thread: EvtFileCleanup, then the cancels.
     let seen = events();
-    let cleanup = seen
-        .iter()
-        .position(|e| *e == Event::Cleanup(object))
-        .expect("EvtFileCleanup ran");
-    let cancel = seen
-        .iter()
-        .position(|e| matches!(e, Event::Cancel { .. }))
-        .expect("the cancelable request was canceled");
-    assert!(cleanup < cancel, "{seen:?}");
-    assert_eq!(cancelable.wait().expect("completes").0, STATUS_CANCELLED);
+    assert!(seen.contains(&Event::Cleanup(object)), "{seen:?}");
+    assert_ne!(QUEUE.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        QUEUE_OF_FILE.load(Ordering::SeqCst),
+        QUEUE.load(Ordering::SeqCst),
+        "WdfFileObjectGetDevice leads cleanup to the device and its default queue"
+    );
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::Cancel { .. })),
+        "CloseHandle cancels no request the driver owns (KMDF flushes only its queues): {seen:?}"
+    );
+    assert_eq!(
+        cancelable.wait().expect("completes").0,
+        STATUS_CANCELLED,
+        "EvtFileCleanup completed it"
+    );
     std::thread::sleep(Duration::from_millis(200));
     assert!(
         !events().contains(&Event::Close(object)),
@@ -617,8 +650,8 @@ fn cleanup_cancels_the_files_requests_and_evt_file_close_follows_the_last_comple
     finish(&machine);
     assert_eq!(
         plain.wait().expect("completes").0,
-        STATUS_CANCELLED,
-        "cleanup flagged it"
+        STATUS_SUCCESS,
+        "its cancel flag stayed clear: nothing canceled it"
     );
     host_wait_until("EvtFileClose ran", || {
         events().contains(&Event::Close(object))

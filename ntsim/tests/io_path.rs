@@ -43,7 +43,13 @@ unsafe extern "system" fn driver_entry(
 }
 
 extern "C" fn device_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
-    support::kmdf::create_device(init, Some(&INTERFACE), Some(device_control))
+    // Passive: its callbacks create threads and wait, which a queue KMDF may call at
+    // DISPATCH_LEVEL must not.
+    let options = support::kmdf::QueueOptions {
+        passive: true,
+        ..support::kmdf::QueueOptions::default()
+    };
+    support::kmdf::create_device_with(init, Some(&INTERFACE), Some(device_control), options)
 }
 
 fn complete(request: WDFREQUEST, status: NTSTATUS, information: u64) {

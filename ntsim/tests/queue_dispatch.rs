@@ -21,9 +21,13 @@ use ntsim::{
     bugcheck::{code, verifier},
     io::DriverEntry,
     wdk_sys::{
-        call_unsafe_wdf_function_binding, ntddk, DRIVER_OBJECT, LARGE_INTEGER, NTSTATUS,
-        PCUNICODE_STRING, PVOID, PWDFDEVICE_INIT, STATUS_CANCELLED, STATUS_SHARING_VIOLATION,
-        STATUS_SUCCESS, WDFDEVICE, WDFDRIVER, WDFFILEOBJECT, WDFQUEUE, WDFREQUEST,
+        call_unsafe_wdf_function_binding, ntddk,
+        _WDF_REQUEST_STOP_ACTION_FLAGS::{
+            WdfRequestStopActionPurge, WdfRequestStopRequestCancelable,
+        },
+        DRIVER_OBJECT, LARGE_INTEGER, NTSTATUS, PCUNICODE_STRING, PVOID, PWDFDEVICE_INIT,
+        STATUS_CANCELLED, STATUS_SHARING_VIOLATION, STATUS_SUCCESS, WDFDEVICE, WDFDRIVER,
+        WDFFILEOBJECT, WDFQUEUE, WDFREQUEST,
     },
     Access, FileHandle, HostError, Identity, IoError, Machine, MachineConfig, PendingIo,
 };
@@ -55,6 +59,9 @@ static CANCEL_IRQL: AtomicU8 = AtomicU8::new(0xFF);
 static FAIL_CREATE: AtomicBool = AtomicBool::new(false);
 static CREATES: AtomicU32 = AtomicU32::new(0);
 static CLOSES: AtomicU32 = AtomicU32::new(0);
+/// What `EvtIoStop` was called with: (request, action flags, IRQL).
+static STOPS: Mutex<Vec<(usize, u32, u8)>> = Mutex::new(Vec::new());
+static CANCELS: AtomicU32 = AtomicU32::new(0);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -68,6 +75,8 @@ fn exclusive() -> MutexGuard<'static, ()> {
     FAIL_CREATE.store(false, Ordering::SeqCst);
     CREATES.store(0, Ordering::SeqCst);
     CLOSES.store(0, Ordering::SeqCst);
+    lock(&STOPS).clear();
+    CANCELS.store(0, Ordering::SeqCst);
     turn
 }
 
@@ -105,6 +114,53 @@ unsafe extern "system" fn creating_entry(
 ) -> NTSTATUS {
     // SAFETY: forwarded from the loader.
     unsafe { support::kmdf::create_driver(driver, path, Some(creating_add)) }
+}
+
+unsafe extern "system" fn stopping_entry(
+    driver: *mut DRIVER_OBJECT,
+    path: PCUNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the loader.
+    unsafe { support::kmdf::create_driver(driver, path, Some(stopping_add)) }
+}
+
+unsafe extern "system" fn unmanaged_stopping_entry(
+    driver: *mut DRIVER_OBJECT,
+    path: PCUNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: forwarded from the loader.
+    unsafe { support::kmdf::create_driver(driver, path, Some(unmanaged_stopping_add)) }
+}
+
+/// A power-managed queue (the default) with an `EvtIoStop`.
+extern "C" fn stopping_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+    let options = QueueOptions {
+        io_stop: Some(io_stop),
+        ..QueueOptions::default()
+    };
+    support::kmdf::create_device_with(init, None, Some(device_control), options)
+}
+
+/// The same `EvtIoStop` on a queue that is not power-managed.
+extern "C" fn unmanaged_stopping_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
+    let options = QueueOptions {
+        io_stop: Some(io_stop),
+        not_power_managed: true,
+        ..QueueOptions::default()
+    };
+    support::kmdf::create_device_with(init, None, Some(device_control), options)
+}
+
+/// `EvtIoStop` for a purge: a non-cancelable request is completed here; a cancelable one is
+/// left to the purge, which cancels it.
+extern "C" fn io_stop(_queue: WDFQUEUE, request: WDFREQUEST, flags: u32) {
+    let request = request as usize;
+    lock(&STOPS).push((request, flags, support::irql()));
+    let cancelable = flags & WdfRequestStopRequestCancelable as u32 != 0;
+    if flags & WdfRequestStopActionPurge as u32 != 0 && !cancelable {
+        lock(&KEPT).retain(|&r| r != request);
+        complete(request, STATUS_CANCELLED);
+    }
 }
 
 extern "C" fn parallel_add(_driver: WDFDRIVER, init: PWDFDEVICE_INIT) -> NTSTATUS {
@@ -163,6 +219,7 @@ fn complete(request: usize, status: NTSTATUS) {
 
 extern "C" fn request_cancel(request: WDFREQUEST) {
     CANCEL_IRQL.store(support::irql(), Ordering::SeqCst);
+    CANCELS.fetch_add(1, Ordering::SeqCst);
     lock(&KEPT).retain(|&r| r != request as usize);
     complete(request as usize, STATUS_CANCELLED);
 }
@@ -322,6 +379,79 @@ fn a_request_canceled_while_waiting_in_a_sequential_queue_never_reaches_the_driv
 }
 
 #[test]
+fn closing_the_handle_flushes_its_requests_still_waiting_in_a_queue() {
+    let _turn = exclusive();
+    let (machine, file) = loaded(sequential_entry, config(false));
+    let first = start(&machine, file, HOLD);
+    let queued = start(&machine, file, HOLD);
+    machine.try_close(file).expect("CloseHandle");
+    assert_eq!(
+        queued.wait().expect("completes").0,
+        STATUS_CANCELLED,
+        "the framework flushed it at cleanup"
+    );
+    assert_eq!(
+        ARRIVED.load(Ordering::SeqCst),
+        1,
+        "it never reached the driver"
+    );
+    assert!(
+        !first.is_complete(),
+        "the presented request is the driver's"
+    );
+    complete_kept(&machine);
+    assert_eq!(first.wait().expect("completes").0, STATUS_SUCCESS);
+    machine.unload().expect("clean unload");
+}
+
+#[test]
+fn removal_calls_evt_io_stop_to_purge_each_request_of_a_power_managed_queue_then_cancels() {
+    let _turn = exclusive();
+    let (machine, file) = loaded(stopping_entry, config(false));
+    let held = start(&machine, file, HOLD);
+    let cancelable = start(&machine, file, PARK_CANCELABLE);
+    // The handle goes with both requests in the driver; the unload's removal must end them.
+    machine.try_close(file).expect("CloseHandle");
+    machine
+        .unload()
+        .expect("removal ends both requests, then the unload");
+    assert_eq!(held.wait().expect("completed").0, STATUS_CANCELLED);
+    assert_eq!(cancelable.wait().expect("completed").0, STATUS_CANCELLED);
+    let stops = lock(&STOPS).clone();
+    let purge = WdfRequestStopActionPurge as u32;
+    let flagged = purge | WdfRequestStopRequestCancelable as u32;
+    let mut flags: Vec<u32> = stops.iter().map(|&(_, f, _)| f).collect();
+    flags.sort_unstable();
+    assert_eq!(flags, [purge, flagged], "{stops:?}");
+    assert!(
+        stops.iter().all(|&(_, _, irql)| irql == 2),
+        "at DISPATCH_LEVEL: {stops:?}"
+    );
+    assert_eq!(
+        CANCELS.load(Ordering::SeqCst),
+        1,
+        "the purge canceled the cancelable one"
+    );
+}
+
+#[test]
+fn removal_of_a_queue_that_is_not_power_managed_cancels_without_evt_io_stop() {
+    let _turn = exclusive();
+    let (machine, file) = loaded(unmanaged_stopping_entry, config(false));
+    let cancelable = start(&machine, file, PARK_CANCELABLE);
+    machine.try_close(file).expect("CloseHandle");
+    machine
+        .unload()
+        .expect("removal cancels it, then the unload");
+    assert_eq!(cancelable.wait().expect("completed").0, STATUS_CANCELLED);
+    assert!(
+        lock(&STOPS).is_empty(),
+        "EvtIoStop is for power-managed queues"
+    );
+    assert_eq!(CANCELS.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn evt_request_cancel_of_a_passive_level_queue_runs_at_passive_level() {
     let _turn = exclusive();
     let (machine, file) = loaded(passive_entry, config(true));
@@ -362,9 +492,9 @@ fn a_dispatch_level_queue_callback_that_creates_a_thread_is_caught_when_the_chec
 }
 
 #[test]
-fn the_dispatch_level_callback_check_is_off_by_default() {
+fn the_dispatch_level_callback_check_is_on_by_default_and_can_be_turned_off() {
     let _turn = exclusive();
-    assert!(!MachineConfig::default().dispatch_level_callback_checks);
+    assert!(MachineConfig::default().dispatch_level_callback_checks);
     let (machine, file) = loaded(parallel_entry, config(false));
     for code in [DELAY, WAIT_EVENT, SPAWN] {
         assert_eq!(machine.device_io_control(file, code, &[], &mut []), Ok(0));

@@ -32,7 +32,8 @@ pub const STATUS_INFO_LENGTH_MISMATCH: NtStatus = nt(0xC000_0004);
 /// A context the primitive's DDIs forbid, readers of an exclusive lock, more time at
 /// `DISPATCH_LEVEL` than a DPC may spend.
 pub const STATUS_INVALID_PARAMETER_MIX: NtStatus = nt(0xC000_0030);
-/// `STATUS_CANCELLED`: the request was cancelled before the driver could answer it.
+/// `STATUS_CANCELLED`: the request was cancelled before its run started, or its handle was
+/// closed during the run (nobody is left to read the figures).
 pub const STATUS_CANCELLED: NtStatus = nt(0xC000_0120);
 /// `STATUS_INVALID_HANDLE`: the handle is closed.
 pub const STATUS_INVALID_HANDLE: NtStatus = nt(0xC000_0008);

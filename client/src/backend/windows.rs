@@ -490,7 +490,13 @@ fn ioctl_message(code: u32) -> String {
         ERROR_INSUFFICIENT_BUFFER => {
             "an input or output buffer is smaller than its structure (STATUS_BUFFER_TOO_SMALL)"
         }
-        ERROR_BUSY => "another stress run is in progress (STATUS_DEVICE_BUSY)",
+        ERROR_BUSY => {
+            return format!(
+                "another stress run is in progress (the driver runs at most {} at once; \
+                 STATUS_DEVICE_BUSY)",
+                synclab_protocol::limits::MAX_CONCURRENT_RUNS
+            );
+        }
         ERROR_REVISION_MISMATCH => {
             "the driver speaks another ABI version (STATUS_REVISION_MISMATCH): install the driver \
              built with this client"

@@ -3,7 +3,9 @@
 
 use core::ptr;
 
-use wdk_sys::{call_unsafe_wdf_function_binding, NTSTATUS, PVOID, WDFREQUEST};
+use wdk_sys::{
+    call_unsafe_wdf_function_binding, NTSTATUS, PVOID, WDFFILEOBJECT, WDFQUEUE, WDFREQUEST,
+};
 use zerocopy::{Immutable, IntoBytes};
 
 /// The request's input buffer as bytes, for `parse` to read a copy of a `T` from.
@@ -79,4 +81,57 @@ pub fn complete(request: WDFREQUEST, status: NTSTATUS, information: usize) {
             information as u64
         );
     }
+}
+
+/// Marks the request cancelable with `cancel` as its `EvtRequestCancel`
+/// (`WdfRequestMarkCancelableEx`). IRQL <= `DISPATCH_LEVEL`.
+///
+/// # Errors
+/// `STATUS_CANCELLED` when the request was cancelled already: the callback will not run, and
+/// the caller completes the request itself.
+pub fn mark_cancelable(
+    request: WDFREQUEST,
+    cancel: unsafe extern "C" fn(WDFREQUEST),
+) -> Result<(), NTSTATUS> {
+    // SAFETY: `request` is live, owned by the driver and not yet completed; the callback is a
+    // driver function that stays loaded while the request exists.
+    let status = unsafe {
+        call_unsafe_wdf_function_binding!(WdfRequestMarkCancelableEx, request, Some(cancel))
+    };
+    if wdk_sys::NT_SUCCESS(status) {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
+/// Makes the request non-cancelable again before completing it (`WdfRequestUnmarkCancelable`).
+/// IRQL <= `DISPATCH_LEVEL`.
+///
+/// # Errors
+/// `STATUS_CANCELLED` when its `EvtRequestCancel` has run or is about to run: the caller must
+/// not complete the request until that callback has returned.
+pub fn unmark_cancelable(request: WDFREQUEST) -> Result<(), NTSTATUS> {
+    // SAFETY: `request` is live and was marked cancelable by `mark_cancelable`.
+    let status = unsafe { call_unsafe_wdf_function_binding!(WdfRequestUnmarkCancelable, request) };
+    if wdk_sys::NT_SUCCESS(status) {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
+/// The queue that delivered the request (`WdfRequestGetIoQueue`). IRQL <= `DISPATCH_LEVEL`.
+#[must_use]
+pub fn queue(request: WDFREQUEST) -> WDFQUEUE {
+    // SAFETY: `request` is a live request the framework delivered to this driver.
+    unsafe { call_unsafe_wdf_function_binding!(WdfRequestGetIoQueue, request) }
+}
+
+/// The framework file object the request was issued on (`WdfRequestGetFileObject`); null when
+/// the device's file-object class needs none. IRQL <= `DISPATCH_LEVEL`.
+#[must_use]
+pub fn file_object(request: WDFREQUEST) -> WDFFILEOBJECT {
+    // SAFETY: `request` is a live request the framework delivered to this driver.
+    unsafe { call_unsafe_wdf_function_binding!(WdfRequestGetFileObject, request) }
 }

@@ -53,6 +53,9 @@ use crate::kernel::{
 
 /// Violations logged one line each before the log says how many more there were.
 const MAX_LOGGED_VIOLATIONS: u32 = 32;
+/// Longest stall between two looks at the stop flag while holding: a stopped run's holders
+/// leave within this, whatever their long hold.
+const HOLD_SLICE_US: u32 = 100;
 /// Timestamp pairs read to measure what one costs.
 const TIMING_SAMPLES: i64 = 1000;
 
@@ -247,10 +250,16 @@ impl<L: TortureOps> Run<L> {
         stats.acquisitions += 1;
     }
 
-    #[allow(clippy::unused_self, reason = "kept beside its siblings")]
+    /// Holds for `us`: in slices of [`HOLD_SLICE_US`], so that a holder of a stopped run
+    /// leaves within a slice and the waiters behind it do not hold at all.
     fn hold_for(&self, us: u32) {
         if us > 0 {
-            processor::stall(us);
+            let mut left = us;
+            while left > 0 && !self.stopped() {
+                let slice = left.min(HOLD_SLICE_US);
+                processor::stall(slice);
+                left -= slice;
+            }
         } else {
             for _ in 0..32 {
                 core::hint::spin_loop();
@@ -275,7 +284,10 @@ impl<L: TortureOps> Run<L> {
             BUSTED_OVERLAP_US
         };
         let deadline = now + self.us_to_ticks(limit);
-        while self.protected.inside.load(Ordering::Acquire) < 2 && time::ticks() < deadline {
+        while self.protected.inside.load(Ordering::Acquire) < 2
+            && time::ticks() < deadline
+            && !self.stopped()
+        {
             core::hint::spin_loop();
         }
     }

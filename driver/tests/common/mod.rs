@@ -82,3 +82,42 @@ pub fn unload_clean(machine: &Machine, file: FileHandle) {
     assert_eq!(report.leaked_handles, 0);
     assert_eq!(report.leaked_references, 0);
 }
+
+/// Opens another administrator's read/write handle; `overlapped` as `FILE_FLAG_OVERLAPPED`.
+pub fn open(machine: &Machine, overlapped: bool) -> FileHandle {
+    machine
+        .open_with(Identity::Administrator, Access::READ_WRITE, overlapped)
+        .expect("an administrator opens the device")
+}
+
+/// Issues a stress request without waiting for it (`DeviceIoControl` with an `OVERLAPPED` on an
+/// overlapped handle).
+pub fn start(machine: &Machine, file: FileHandle, request: &StressRequest) -> ntsim::PendingIo {
+    machine
+        .device_io_control_async(
+            file,
+            IOCTL_SYNCLAB_RUN_STRESS,
+            request.as_bytes(),
+            std::mem::size_of::<StressResponse>(),
+        )
+        .expect("the request is issued")
+}
+
+/// The response in a successful completion's output.
+pub fn response(output: &[u8]) -> StressResponse {
+    assert_eq!(
+        output.len(),
+        std::mem::size_of::<StressResponse>(),
+        "the whole response is returned"
+    );
+    StressResponse::parse(output).expect("a well-formed response")
+}
+
+/// Asserts an unload report leaves nothing behind: no pool, handles or references.
+pub fn assert_nothing_left(report: &ntsim::UnloadReport) {
+    for (tag, stats) in &report.pool {
+        assert_eq!(stats.outstanding_bytes, 0, "pool tag {tag:#x} leaked");
+    }
+    assert_eq!(report.leaked_handles, 0, "kernel handles leaked");
+    assert_eq!(report.leaked_references, 0, "object references leaked");
+}

@@ -12,7 +12,7 @@ use wdk_sys::{
     WDFREQUEST, WDF_FILEOBJECT_CONFIG,
 };
 
-use super::{callback, device::with_init, verifier_break, Attributes, Kind};
+use super::{callback, check_handle, device::with_init, verifier_break, Attributes, Kind};
 use crate::context::{enter, Ctx};
 
 /// What a driver set with `WdfDeviceInitSetFileObjectConfig`.
@@ -94,6 +94,16 @@ wdf_export! {
             Ok(config) => with_init(&e, DeviceInit, |settings| settings.file_config = Some(config)),
             Err(why) => verifier_break(&e, e.ddi, why),
         }
+    }
+}
+
+wdf_export! {
+    /// The device the file object was opened on. IRQL <= `DISPATCH_LEVEL`.
+    fn WdfFileObjectGetDevice as PFN_WDFFILEOBJECTGETDEVICE(FileObject: WDFFILEOBJECT) -> WDFDEVICE {
+        let e = enter("WdfFileObjectGetDevice");
+        check_handle(&e, FileObject as usize, "WDFFILEOBJECT", |k| matches!(k, Kind::FileObject));
+        let io = e.machine.io.lock();
+        io.device.as_ref().map_or(std::ptr::null_mut(), |d| d.handle as WDFDEVICE)
     }
 }
 

@@ -28,6 +28,11 @@ pub(crate) struct QueueSettings {
     pub passive: bool,
     device_control: wdk_sys::PFN_WDF_IO_QUEUE_IO_DEVICE_CONTROL,
     default: wdk_sys::PFN_WDF_IO_QUEUE_IO_DEFAULT,
+    /// Power-managed (`PowerManaged` `WdfTrue`, or `WdfUseDefault`: ntsim's device is a
+    /// function driver's, never a filter's).
+    pub power_managed: bool,
+    /// `EvtIoStop`: called for each request the driver owns when a power-managed queue stops.
+    pub io_stop: wdk_sys::PFN_WDF_IO_QUEUE_IO_STOP,
     /// One request at a time, in arrival order (sequential queues).
     serial: Arc<Serial>,
 }
@@ -146,6 +151,8 @@ wdf_export! {
             passive: false,
             device_control: config.EvtIoDeviceControl,
             default: config.EvtIoDefault,
+            power_managed: config.PowerManaged != wdk_sys::_WDF_TRI_STATE::WdfFalse,
+            io_stop: config.EvtIoStop,
             serial: Arc::default(),
         };
         let handle = e.machine.io.objects.lock().insert(Kind::Queue(settings.clone()));

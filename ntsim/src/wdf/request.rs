@@ -539,6 +539,89 @@ pub(crate) fn cancel_presented(ctx: &Ctx, handle: usize) {
     }
 }
 
+/// Device removal for a request the driver owns, as KMDF stops and purges its queue
+/// (`FxIoQueue::StopProcessingForPower`, `QueuePurge(TRUE, TRUE)`): a power-managed queue with
+/// an `EvtIoStop` has it called with `WdfRequestStopActionPurge` (and
+/// `WdfRequestStopRequestCancelable` when the request is marked cancelable), at
+/// `DISPATCH_LEVEL` (`PASSIVE_LEVEL` for a passive queue); then, if the request is still marked
+/// cancelable, it is canceled: `Irp->Cancel` set and `EvtRequestCancel` called. A request that
+/// is not cancelable is only waited for.
+pub(crate) fn stop_for_removal(ctx: &Ctx, handle: usize) {
+    let found = {
+        let table = ctx.machine.io.objects.lock();
+        match table.map.get(&handle) {
+            Some(super::Object {
+                kind: Kind::Request(r),
+                ..
+            }) => Some((
+                r.queue,
+                r.passive,
+                matches!(r.cancelable, Cancelable::Marked(_)),
+            )),
+            _ => None,
+        }
+    };
+    let Some((queue, passive, cancelable)) = found else {
+        return;
+    };
+    let stop = match ctx.machine.io.objects.lock().map.get(&queue) {
+        Some(super::Object {
+            kind: Kind::Queue(q),
+            ..
+        }) if q.power_managed => q.io_stop,
+        _ => None,
+    };
+    if let Some(routine) = stop {
+        use wdk_sys::_WDF_REQUEST_STOP_ACTION_FLAGS::{
+            WdfRequestStopActionPurge, WdfRequestStopRequestCancelable,
+        };
+        let flags = WdfRequestStopActionPurge
+            | if cancelable {
+                WdfRequestStopRequestCancelable
+            } else {
+                0
+            };
+        let level = ctx.irql.get();
+        let target = if passive {
+            irql::PASSIVE
+        } else {
+            irql::DISPATCH
+        };
+        ctx.set_irql(target.max(level));
+        // SAFETY: the driver registered this callback for the queue that delivered the request,
+        // which it still owns (it was found live just above, and only the driver completes it).
+        callback(ctx, "EvtIoStop", routine as usize, || unsafe {
+            routine(
+                queue as WDFQUEUE,
+                handle as WDFREQUEST,
+                flags.cast_unsigned(),
+            );
+        });
+        ctx.set_irql(level);
+    }
+    // QueuePurge: the requests still on the driver-cancelable list are canceled.
+    let fire = {
+        let mut table = ctx.machine.io.objects.lock();
+        match table.map.get_mut(&handle) {
+            Some(super::Object {
+                kind: Kind::Request(r),
+                ..
+            }) => match r.cancelable {
+                Cancelable::Marked(routine) => {
+                    r.canceled = true;
+                    r.cancelable = Cancelable::Delivered;
+                    Some((routine, r.passive))
+                }
+                Cancelable::No | Cancelable::Delivered => None,
+            },
+            _ => None,
+        }
+    };
+    if let Some((routine, passive)) = fire {
+        invoke_cancel(ctx, handle, routine, passive);
+    }
+}
+
 /// Calls `EvtRequestCancel` for `handle`: at `DISPATCH_LEVEL` on `ctx` (KMDF may call it at any
 /// IRQL <= `DISPATCH_LEVEL`; ntsim picks the highest, so a routine that waits is caught), or
 /// for a passive-level queue at `PASSIVE_LEVEL` (on `ctx` when it is at `PASSIVE_LEVEL`, else on

@@ -96,6 +96,10 @@ pub struct QueueOptions {
     /// `WDF_OBJECT_ATTRIBUTES.ExecutionLevel = WdfExecutionLevelPassive` on the queue (else
     /// no attributes: the default, `WdfExecutionLevelDispatch` through the device and driver).
     pub passive: bool,
+    /// `PowerManaged = WdfFalse` (else `WdfUseDefault`, which is power-managed).
+    pub not_power_managed: bool,
+    /// `EvtIoStop`.
+    pub io_stop: ntsim::wdk_sys::PFN_WDF_IO_QUEUE_IO_STOP,
 }
 
 /// [`create_device`] with the default queue made as `options` say.
@@ -137,9 +141,14 @@ pub fn create_device_with(
         } else {
             _WDF_IO_QUEUE_DISPATCH_TYPE::WdfIoQueueDispatchParallel
         },
-        PowerManaged: _WDF_TRI_STATE::WdfUseDefault,
+        PowerManaged: if options.not_power_managed {
+            _WDF_TRI_STATE::WdfFalse
+        } else {
+            _WDF_TRI_STATE::WdfUseDefault
+        },
         DefaultQueue: 1,
         EvtIoDeviceControl: device_control,
+        EvtIoStop: options.io_stop,
         ..WDF_IO_QUEUE_CONFIG::default()
     };
     let mut attributes = WDF_OBJECT_ATTRIBUTES {

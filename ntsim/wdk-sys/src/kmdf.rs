@@ -483,6 +483,16 @@ pub type PWDF_FILEOBJECT_CONFIG = *mut _WDF_FILEOBJECT_CONFIG;
 // wdfrequest.h
 // ---------------------------------------------------------------------------------------------
 
+/// `WDF_REQUEST_STOP_ACTION_FLAGS` (wdfrequest.h): what `EvtIoStop` is told.
+pub mod _WDF_REQUEST_STOP_ACTION_FLAGS {
+    pub type Type = ::core::ffi::c_int;
+    pub const WdfRequestStopActionInvalid: Type = 0;
+    pub const WdfRequestStopActionSuspend: Type = 1;
+    pub const WdfRequestStopActionPurge: Type = 2;
+    pub const WdfRequestStopRequestCancelable: Type = 0x1000_0000;
+}
+pub use self::_WDF_REQUEST_STOP_ACTION_FLAGS::Type as WDF_REQUEST_STOP_ACTION_FLAGS;
+
 pub mod _WDF_REQUEST_TYPE {
     pub type Type = ::core::ffi::c_int;
     pub const WdfRequestTypeCreate: Type = 0;
@@ -920,6 +930,12 @@ pub type PFN_WDFREQUESTUNMARKCANCELABLE = ::core::option::Option<
 >;
 pub type PFN_WDFREQUESTISCANCELED = ::core::option::Option<
     unsafe extern "C" fn(DriverGlobals: PWDF_DRIVER_GLOBALS, Request: WDFREQUEST) -> BOOLEAN,
+>;
+pub type PFN_WDFFILEOBJECTGETDEVICE = ::core::option::Option<
+    unsafe extern "C" fn(
+        DriverGlobals: PWDF_DRIVER_GLOBALS,
+        FileObject: WDFFILEOBJECT,
+    ) -> WDFDEVICE,
 >;
 pub type PFN_WDFREQUESTGETFILEOBJECT = ::core::option::Option<
     unsafe extern "C" fn(DriverGlobals: PWDF_DRIVER_GLOBALS, Request: WDFREQUEST) -> WDFFILEOBJECT,
